@@ -1,0 +1,64 @@
+"""The hybrid logical clock that stamps every write.
+
+A stamp is one integer: wall-clock milliseconds shifted left 16 bits plus a logical counter.
+Stamps from one node only ever increase, and a node that receives a stamp from elsewhere moves
+its own clock past it, so causality is preserved even when machine clocks disagree by hours.
+This module must never read the clock of another machine or compare wall times across nodes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+COUNTER_BITS = 16
+COUNTER_MASK = (1 << COUNTER_BITS) - 1
+
+WallClock = Callable[[], float]
+"""Returns seconds since the epoch, like :func:`time.time` (injectable for clock-skew tests)."""
+
+
+def stamp_from_millis(millis: int, counter: int = 0) -> int:
+    return (millis << COUNTER_BITS) | counter
+
+
+def stamp_millis(stamp: int) -> int:
+    """The wall-clock part of a stamp, in epoch milliseconds."""
+    return stamp >> COUNTER_BITS
+
+
+def stamp_datetime(stamp: int) -> datetime:
+    return datetime.fromtimestamp(stamp_millis(stamp) / 1000, tz=timezone.utc)
+
+
+def stamp_from_datetime(moment: datetime) -> int:
+    """The smallest stamp at or after ``moment`` (an aware datetime)."""
+    return stamp_from_millis(int(moment.timestamp() * 1000))
+
+
+class HybridLogicalClock:
+    """Monotonic stamps that absorb stamps seen from other nodes (thread-safe)."""
+
+    def __init__(self, last: int = 0, wall: WallClock = time.time) -> None:
+        self._last = last
+        self._wall = wall
+        self._lock = threading.Lock()
+
+    @property
+    def last(self) -> int:
+        return self._last
+
+    def now(self) -> int:
+        """A stamp greater than every stamp issued or observed so far."""
+        with self._lock:
+            physical = stamp_from_millis(int(self._wall() * 1000))
+            self._last = max(physical, self._last + 1)
+            return self._last
+
+    def observe(self, remote: int) -> None:
+        """Move past a stamp received from another node, so later local writes follow it."""
+        with self._lock:
+            if remote > self._last:
+                self._last = remote

@@ -1,0 +1,44 @@
+"""The client layer: one ``open_repository(location)`` whatever the backend.
+
+``http(s)://…/WMServer`` opens the REST client; ``sqlite:///path`` or a file path opens the
+embedded store. The engine only ever sees :class:`wmx.repository.base.Repository`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from wmx.repository.base import (
+    InvalidRequest,
+    NotAuthorized,
+    Repository,
+    RepositoryError,
+    RepositoryNotFound,
+    RepositoryUnavailable,
+)
+
+
+def is_service_url(location: str) -> bool:
+    return location.lower().startswith(("http://", "https://"))
+
+
+def open_repository(location: str | Path, token: Optional[str] = None, **options: Any
+                    ) -> Repository:
+    """Open a repository by the string a value table would name it with."""
+    location = str(location).strip()
+    if not location:
+        raise RepositoryNotFound("No repository location given")
+    if is_service_url(location):
+        from wmx.repository.rest import RestRepository
+
+        return RestRepository(location, token=token, **options)
+    if location.lower().startswith("postgresql://"):
+        raise RepositoryNotFound("PostgreSQL repositories are not supported yet")
+    from wmx.repository.embedded import EmbeddedRepository
+
+    return EmbeddedRepository(location, **options)
+
+
+__all__ = ["InvalidRequest", "NotAuthorized", "Repository", "RepositoryError",
+           "RepositoryNotFound", "RepositoryUnavailable", "is_service_url", "open_repository"]

@@ -1,0 +1,167 @@
+"""The repository interface: what the replication engine may ask of any repository.
+
+Two backends implement it — the embedded SQLite store and the WMServer REST client — and the
+engine sees nothing else. Everything here is a plain record or a Protocol; no backend code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Optional, Protocol, runtime_checkable
+
+import attrs
+
+from wmx.model.changes import Change, ConflictPolicy
+
+
+class RepositoryError(Exception):
+    """A repository could not do what was asked; the message is safe to show a user."""
+
+
+class RepositoryNotFound(RepositoryError):
+    """The location names no repository (missing file, unknown service)."""
+
+
+class RepositoryUnavailable(RepositoryError):
+    """The repository exists but cannot be reached now (server down, timeout, locked file)."""
+
+
+class NotAuthorized(RepositoryError):
+    """The token or the user lacks the right to do this (Esri codes 498/499, 403)."""
+
+
+class InvalidRequest(RepositoryError):
+    """The request itself is wrong (bad parameter, unknown job); retrying will not help."""
+
+
+@attrs.frozen
+class NodeInfo:
+    """Who a repository is and how far its change log has got."""
+
+    node_id: str
+    name: str
+    incarnation: str
+    seq: int
+    clock: int
+    parent_node_id: Optional[str] = None
+    id_block_start: int = 1
+
+
+@attrs.define
+class NodeRecord:
+    """A cluster member as the parent records it (Esri's JTX_REPLICATION_INFO), with the
+    two checkpoints of the pair: ``pull_seq`` in the child's log, ``push_seq`` in the parent's."""
+
+    node_id: str
+    name: str
+    url: str = ""
+    is_parent: bool = False
+    is_connected: bool = True
+    last_sync: Optional[datetime] = None
+    id_block_start: int = 1
+    incarnation: str = ""
+    pull_seq: int = 0
+    push_seq: int = 0
+
+
+@attrs.frozen
+class ChangePage:
+    """Changes in sequence order; ``last_seq`` is how far the log was read (filtered rows
+    included), so a checkpoint can move past changes that were not for this reader."""
+
+    changes: list[Change]
+    last_seq: int
+    more: bool
+
+
+@attrs.frozen
+class SnapshotPage:
+    """A page of whole-repository rows (tuples in ``ROW_FIELDS`` order); ``cursor`` is opaque
+    to the caller and is passed back to fetch the next page."""
+
+    rows: list[tuple]
+    cursor: int
+    more: bool
+
+
+@attrs.frozen
+class ConflictRecord:
+    """A version that lost a conflict, kept so that nothing is silently dropped."""
+
+    guid: str
+    kind: str
+    int_id: Optional[int]
+    winner_origin: str
+    winner_hlc: int
+    loser_origin: str
+    loser_hlc: int
+    loser_deleted: bool
+    loser_body: Optional[str]
+    reason: str
+    detected_at: Optional[datetime] = None
+
+
+@attrs.define
+class ApplyReport:
+    """What applying a batch did (or, for a dry run, would do)."""
+
+    seq_before: int = 0
+    seq_after: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    renamed: int = 0
+    conflicts: list[ConflictRecord] = attrs.Factory(list)
+    written: list[Change] = attrs.Factory(list)
+
+    @property
+    def writes(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def add(self, other: ApplyReport) -> None:
+        self.seq_after = other.seq_after
+        for name in ("inserted", "updated", "deleted", "unchanged", "renamed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.conflicts.extend(other.conflicts)
+        self.written.extend(other.written)
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """What the engine needs from a repository, whatever its backend."""
+
+    location: str
+
+    def info(self) -> NodeInfo: ...
+
+    def changes(self, since_seq: int, *, limit: int, origin: Optional[str] = None,
+                exclude_origin: Optional[str] = None,
+                since_time: Optional[datetime] = None) -> ChangePage: ...
+
+    def apply(self, changes: Sequence[Change], *, parent_node: str,
+              source_node: Optional[str] = None, detect_since: Optional[int] = None,
+              policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
+              overlay: Sequence[Change] = ()) -> ApplyReport: ...
+
+    def snapshot(self, cursor: int, limit: int) -> SnapshotPage: ...
+
+    def begin_load(self) -> str: ...
+
+    def load_rows(self, load_id: str, rows: Iterable[tuple]) -> None: ...
+
+    def commit_load(self, load_id: str, *, parent_node_id: str, id_block_start: int,
+                    new_node_id: Optional[str] = None) -> NodeInfo: ...
+
+    def abort_load(self, load_id: str) -> None: ...
+
+    def nodes(self) -> list[NodeRecord]: ...
+
+    def save_node(self, node: NodeRecord) -> None: ...
+
+    def clear_replication_info(self) -> None: ...
+
+    def conflicts(self) -> list[ConflictRecord]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,624 @@
+"""The embedded repository: one SQLite file (conventionally ``*.wmxdb``) in WAL mode.
+
+Every element version lives in one ``elements`` table whose ``seq`` column is the change log:
+each write moves the row to the head of the log, deletes leave tombstones, and ``seq`` only
+grows. Replication bookkeeping (nodes, checkpoints, conflicts) sits in its own tables and never
+replicates. This module knows SQL and files; it must never know about HTTP, value tables or the
+engine's order of operations. Standard-library ``sqlite3`` only, so the SQL stays portable to a
+future PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+from wmx.model import codec
+from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
+from wmx.model.clock import HybridLogicalClock, WallClock
+from wmx.model.records import NAMED_KINDS, Record
+from wmx.repository.base import (
+    ApplyReport,
+    ChangePage,
+    ConflictRecord,
+    InvalidRequest,
+    NodeInfo,
+    NodeRecord,
+    RepositoryError,
+    RepositoryNotFound,
+    RepositoryUnavailable,
+    SnapshotPage,
+)
+from wmx.repository.jobs import JobTracking
+
+SCHEMA_VERSION = "1"
+ID_BLOCK_SIZE = 10_000_000
+"""Integer ids a node may allocate: [block start, block start + size). Replicate hands every
+child its own block, so ids created independently on different nodes never collide."""
+
+_COLUMNS = ", ".join(ROW_FIELDS)
+_ELEMENT_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    guid TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    int_id INTEGER,
+    job_guid TEXT,
+    name TEXT,
+    body TEXT,
+    content BLOB,
+    hlc INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL
+)"""
+_ELEMENT_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS elements_seq ON elements(seq)",
+    "CREATE INDEX IF NOT EXISTS elements_kind_id ON elements(kind, int_id)"
+    " WHERE int_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS elements_job ON elements(job_guid) WHERE job_guid IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS elements_name ON elements(kind, name) WHERE name IS NOT NULL",
+)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _ELEMENT_TABLE.format(table="elements"),
+    *_ELEMENT_INDEXES,
+    # One mark per write transaction: lets a wall-clock lower bound map to a log position.
+    "CREATE TABLE IF NOT EXISTS seq_marks (seq INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS seq_marks_at ON seq_marks(at_ms)",
+    """CREATE TABLE IF NOT EXISTS nodes (
+        node_id TEXT PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL DEFAULT '',
+        is_parent INTEGER NOT NULL DEFAULT 0, is_connected INTEGER NOT NULL DEFAULT 1,
+        last_sync_ms INTEGER, id_block_start INTEGER NOT NULL DEFAULT 1,
+        incarnation TEXT NOT NULL DEFAULT '', pull_seq INTEGER NOT NULL DEFAULT 0,
+        push_seq INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS conflicts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, detected_ms INTEGER NOT NULL, guid TEXT NOT NULL,
+        kind TEXT NOT NULL, int_id INTEGER, winner_origin TEXT NOT NULL,
+        winner_hlc INTEGER NOT NULL, loser_origin TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
+        loser_deleted INTEGER NOT NULL, loser_body TEXT, reason TEXT NOT NULL)""",
+)
+_LOAD_TABLE = "elements_load"
+_LOOKUP_CHUNK = 500
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ms_to_datetime(value: Optional[int]) -> Optional[datetime]:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+def _datetime_to_ms(value: Optional[datetime]) -> Optional[int]:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def embedded_path(location: str) -> Path:
+    """The file behind an embedded location (``sqlite:///path`` or a plain path)."""
+    if location.startswith("sqlite:///"):
+        location = location[len("sqlite:///"):]
+    return Path(location).expanduser()
+
+
+class _Transaction:
+    """One write transaction: allocates log positions and stamps, in commit order."""
+
+    def __init__(self, store: EmbeddedRepository, cursor: sqlite3.Cursor) -> None:
+        self.store = store
+        self.cursor = cursor
+        self.seq_start = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
+        self.seq = self.seq_start
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def upsert(self, change: Change, exists: bool) -> None:
+        seq = self.next_seq()
+        if exists:
+            self.cursor.execute(
+                "UPDATE elements SET kind=?, int_id=?, job_guid=?, name=?, body=?, content=?,"
+                " hlc=?, origin=?, deleted=?, seq=? WHERE guid=?",
+                (*change.to_row()[1:], seq, change.guid))
+        else:
+            self.cursor.execute(
+                f"INSERT INTO elements ({_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (*change.to_row(), seq))
+
+
+class EmbeddedRepository(JobTracking):
+    """A repository in a SQLite file; implements :class:`wmx.repository.base.Repository`."""
+
+    def __init__(self, location: str | Path, *, wall_clock: Optional[WallClock] = None,
+                 timeout: float = 30.0) -> None:
+        self.path = embedded_path(str(location))
+        self.location = str(location)
+        if not self.path.is_file():
+            raise RepositoryNotFound(f"Repository {self.location} does not exist")
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise RepositoryNotFound(
+                f"{self.location} is not a wmx repository ({exc})") from None
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise RepositoryNotFound(f"{self.location} is not a wmx repository")
+        kwargs = {"wall": wall_clock} if wall_clock else {}
+        self.clock = HybridLogicalClock(int(meta.get("clock", "0")), **kwargs)
+
+    # --- creation ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, location: str | Path, *, name: str, job_id_start: int = 1,
+               wall_clock: Optional[WallClock] = None) -> EmbeddedRepository:
+        """Create an empty repository file (no configuration; see ``wmx.repository.setup``)."""
+        path = embedded_path(str(location))
+        if path.exists():
+            raise InvalidRequest(f"{location} already exists")
+        if not name or not name.strip():
+            raise InvalidRequest("A repository needs a name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path), isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                ("schema_version", SCHEMA_VERSION),
+                ("node_id", str(uuid.uuid4())),
+                ("name", name.strip()),
+                ("incarnation", str(uuid.uuid4())),
+                ("id_block_start", str(int(job_id_start))),
+                ("clock", "0"),
+            ])
+        finally:
+            db.close()
+        return cls(location, wall_clock=wall_clock)
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> EmbeddedRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedRepository {self.location!r}>"
+
+    def _meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Cursor]:
+        """A consistent read snapshot (WAL readers do not block writers)."""
+        with self._lock:
+            cursor = self._db.cursor()
+            try:
+                cursor.execute("BEGIN")
+                yield cursor
+            except sqlite3.OperationalError as exc:
+                raise RepositoryUnavailable(f"{self.location}: {exc}") from None
+            finally:
+                cursor.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def transaction(self, *, rollback: bool = False) -> Iterator[_Transaction]:
+        """A write transaction; ``rollback=True`` runs it and throws it away (dry runs)."""
+        with self._lock:
+            cursor = self._db.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise RepositoryUnavailable(f"{self.location} is busy: {exc}") from None
+            try:
+                tx = _Transaction(self, cursor)
+                yield tx
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            if rollback:
+                cursor.execute("ROLLBACK")
+                return
+            if tx.seq > tx.seq_start:
+                cursor.execute("INSERT OR REPLACE INTO seq_marks (seq, at_ms) VALUES (?, ?)",
+                               (tx.seq, _now_ms()))
+            cursor.execute("UPDATE meta SET value=? WHERE key='clock'", (str(self.clock.last),))
+            cursor.execute("COMMIT")
+
+    # --- element primitives used by JobTracking -----------------------------------------------
+
+    def _node_id(self) -> str:
+        return self._meta("node_id") or ""
+
+    def read_record(self, kind: str, *, int_id: Optional[int] = None,
+                    guid: Optional[str] = None, name: Optional[str] = None,
+                    ) -> Optional[tuple[str, dict]]:
+        """(guid, Esri body) of one live element, by integer id, GUID or unique name."""
+        if guid is not None:
+            where, args = "guid=?", (guid,)
+        elif int_id is not None:
+            where, args = "kind=? AND int_id=?", (kind, int_id)
+        else:
+            where, args = "kind=? AND name=?", (kind, name)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT guid, body FROM elements WHERE {where} AND kind=? AND deleted=0",
+                (*args, kind)).fetchone()
+        return (row[0], codec.loads(row[1])) if row else None
+
+    def read_records(self, kind: str, *, job_guid: Optional[str] = None,
+                     ) -> list[tuple[str, dict]]:
+        """Live elements of one kind (optionally of one job), in integer-id then GUID order."""
+        sql = "SELECT guid, body FROM elements WHERE kind=? AND deleted=0"
+        args: tuple = (kind,)
+        if job_guid is not None:
+            sql += " AND job_guid=?"
+            args += (job_guid,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY int_id, seq", args).fetchall()
+        return [(guid, codec.loads(body)) for guid, body in rows]
+
+    def read_content(self, guid: str) -> Optional[bytes]:
+        with self._lock:
+            row = self._db.execute("SELECT content FROM elements WHERE guid=? AND deleted=0",
+                                   (guid,)).fetchone()
+        return row[0] if row else None
+
+    def job_ids(self) -> list[int]:
+        with self._lock:
+            rows = self._db.execute("SELECT int_id FROM elements WHERE kind='job' AND deleted=0"
+                                    " ORDER BY int_id").fetchall()
+        return [row[0] for row in rows]
+
+    def next_int_id(self, tx: _Transaction, kind: str) -> int:
+        """The next free integer id of ``kind`` inside this node's id block."""
+        start = int(self._meta("id_block_start") or 1)
+        row = tx.cursor.execute(
+            "SELECT MAX(int_id) FROM elements WHERE kind=? AND int_id>=? AND int_id<?",
+            (kind, start, start + ID_BLOCK_SIZE)).fetchone()
+        return (row[0] + 1) if row[0] is not None else start
+
+    def write_record(self, tx: _Transaction, record: Record, *, guid: Optional[str] = None,
+                     job_guid: Optional[str] = None, content: Optional[bytes] = None,
+                     deleted: bool = False) -> Change:
+        """Write a new local version of an element (a tombstone when ``deleted``)."""
+        guid = guid or record.guid or str(uuid.uuid4())
+        exists = tx.cursor.execute("SELECT 1 FROM elements WHERE guid=?", (guid,)).fetchone()
+        change = Change(
+            guid=guid, kind=record.KIND, hlc=self.clock.now(), origin=self._node_id(),
+            deleted=deleted, int_id=record.int_id, job_guid=job_guid,
+            name=record.unique_name if record.KIND in NAMED_KINDS else None,
+            body=codec.dumps(record.to_esri()), content=content)
+        tx.upsert(change, exists=bool(exists))
+        return change
+
+    def name_taken(self, tx: _Transaction, kind: str, name: str, guid: str) -> bool:
+        return tx.cursor.execute(
+            "SELECT 1 FROM elements WHERE kind=? AND name=? AND guid<>? AND deleted=0",
+            (kind, name, guid)).fetchone() is not None
+
+    def set_node_local(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx.cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                              (key, value))
+
+    # --- Repository protocol: identity and change feed --------------------------------------------
+
+    def info(self) -> NodeInfo:
+        with self._read() as cursor:
+            meta = dict(cursor.execute("SELECT key, value FROM meta").fetchall())
+            seq = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
+        return NodeInfo(node_id=meta["node_id"], name=meta["name"],
+                        incarnation=meta["incarnation"], seq=seq, clock=self.clock.last,
+                        parent_node_id=meta.get("parent_node_id"),
+                        id_block_start=int(meta.get("id_block_start", "1")))
+
+    def _seq_written_since(self, cursor: sqlite3.Cursor, since_time: datetime) -> int:
+        """The log position just before the first write at or after ``since_time``."""
+        row = cursor.execute("SELECT MIN(seq) FROM seq_marks WHERE at_ms>=?",
+                             (_datetime_to_ms(since_time),)).fetchone()
+        if row[0] is None:
+            return cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
+        previous = cursor.execute("SELECT MAX(seq) FROM seq_marks WHERE seq<?",
+                                  (row[0],)).fetchone()[0]
+        return previous or 0
+
+    def changes(self, since_seq: int, *, limit: int, origin: Optional[str] = None,
+                exclude_origin: Optional[str] = None,
+                since_time: Optional[datetime] = None) -> ChangePage:
+        if limit < 1:
+            raise InvalidRequest("limit must be at least 1")
+        with self._read() as cursor:
+            if since_time is not None:
+                since_seq = min(since_seq, self._seq_written_since(cursor, since_time))
+            sql = f"SELECT {_COLUMNS}, seq FROM elements WHERE seq>?"
+            args: list[Any] = [since_seq]
+            if origin is not None:
+                sql += " AND origin=?"
+                args.append(origin)
+            if exclude_origin is not None:
+                sql += " AND origin<>?"
+                args.append(exclude_origin)
+            rows = cursor.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+            if len(rows) == limit:
+                return ChangePage([Change.from_row(r) for r in rows], rows[-1][-1], True)
+            high = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
+        return ChangePage([Change.from_row(r) for r in rows], max(high, since_seq), False)
+
+    # --- Repository protocol: applying versions from elsewhere -------------------------------------
+
+    def _local_versions(self, cursor: sqlite3.Cursor, guids: Sequence[str]) -> dict[str, tuple]:
+        found: dict[str, tuple] = {}
+        for start in range(0, len(guids), _LOOKUP_CHUNK):
+            chunk = guids[start:start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in cursor.execute(
+                    f"SELECT {_COLUMNS}, seq FROM elements WHERE guid IN ({marks})", chunk):
+                found[row[0]] = row
+        return found
+
+    def apply(self, changes: Sequence[Change], *, parent_node: str,
+              source_node: Optional[str] = None, detect_since: Optional[int] = None,
+              policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
+              overlay: Sequence[Change] = ()) -> ApplyReport:
+        """Apply versions in one transaction, keeping whichever version the order prefers.
+
+        ``source_node`` is the child the versions come from when the parent pulls; then
+        ``detect_since`` (the parent's push checkpoint for that child) tells which local rows
+        changed since the child last heard from the parent, i.e. what counts as a conflict,
+        and losers go to the conflict log. ``overlay`` versions are applied first without being
+        reported (a dry run uses it to stand in for earlier, unwritten batches).
+        """
+        with self.transaction(rollback=dry_run) as tx:
+            if overlay:
+                self._apply_batch(tx, list(overlay), parent_node, None, None, policy, False)
+            report = self._apply_batch(tx, list(changes), parent_node, source_node,
+                                       detect_since, policy, dry_run)
+            report.seq_before, report.seq_after = tx.seq_start, tx.seq
+        return report
+
+    def _apply_batch(self, tx: _Transaction, changes: list[Change], parent_node: str,
+                     source_node: Optional[str], detect_since: Optional[int],
+                     policy: ConflictPolicy, keep_written: bool) -> ApplyReport:
+        report = ApplyReport()
+        local = self._local_versions(tx.cursor, [c.guid for c in changes])
+        from_child = source_node is not None and source_node != parent_node
+        for change in changes:
+            self.clock.observe(change.hlc)
+            current = local.get(change.guid)
+            written = self._apply_one(tx, change, current, parent_node, from_child,
+                                      detect_since, policy, report)
+            if written is not None:
+                local[change.guid] = (*written.to_row(), tx.seq)
+                if keep_written:
+                    report.written.append(written)
+        return report
+
+    def _apply_one(self, tx: _Transaction, change: Change, current: Optional[tuple],
+                   parent_node: str, from_child: bool, detect_since: Optional[int],
+                   policy: ConflictPolicy, report: ApplyReport) -> Optional[Change]:
+        if current is None:
+            if self._id_collides(tx, change):
+                report.conflicts.append(self._log_conflict(
+                    tx, change, winner=None, reason="id_collision"))
+                return None
+            change = self._renamed_if_clashing(tx, change, from_child, report)
+            tx.upsert(change, exists=False)
+            report.inserted += not change.deleted
+            report.deleted += change.deleted
+            return change
+        local = Change.from_row(current)
+        if local.version == change.version:
+            report.unchanged += 1
+            return None
+        conflict = (from_child and detect_since is not None and current[-1] > detect_since
+                    and local.origin != change.origin)
+        wins = incoming_wins(local.version, change.version, parent_node, policy, conflict,
+                             from_child)
+        winner, loser = (change, local) if wins else (local, change)
+        if conflict:
+            report.conflicts.append(self._log_conflict(tx, loser, winner=winner,
+                                                       reason="concurrent_edit"))
+        if precedence(*winner.version, parent_node) < precedence(*loser.version, parent_node):
+            # A policy chose the older version: re-stamp it so it also wins everywhere else.
+            winner = Change(**{**_fields(winner), "hlc": self.clock.now(),
+                               "origin": self._node_id()})
+        elif not wins:
+            report.unchanged += 1
+            return None
+        if not winner.deleted:
+            winner = self._renamed_if_clashing(tx, winner, from_child, report)
+        tx.upsert(winner, exists=True)
+        if winner.deleted and not local.deleted:
+            report.deleted += 1
+        else:
+            report.updated += 1
+        return winner
+
+    def _id_collides(self, tx: _Transaction, change: Change) -> bool:
+        """A different live element already holds this Esri integer id (never overwritten)."""
+        if change.int_id is None or change.deleted:
+            return False
+        return tx.cursor.execute(
+            "SELECT 1 FROM elements WHERE kind=? AND int_id=? AND guid<>? AND deleted=0",
+            (change.kind, change.int_id, change.guid)).fetchone() is not None
+
+    def _renamed_if_clashing(self, tx: _Transaction, change: Change, from_child: bool,
+                             report: ApplyReport) -> Change:
+        """Esri's merge rule: an incoming element whose name is taken gets ``_1`` (``_2``...).
+
+        Only the parent renames (while consolidating a child's changes); the renamed version is
+        a new local write, so it travels back to every child, the originating one included.
+        """
+        if not from_child or change.name is None or change.deleted:
+            return change
+        if not self.name_taken(tx, change.kind, change.name, change.guid):
+            return change
+        suffix = 1
+        while self.name_taken(tx, change.kind, f"{change.name}_{suffix}", change.guid):
+            suffix += 1
+        new_name = f"{change.name}_{suffix}"
+        body = codec.loads(change.body) if change.body else {}
+        for key in ("name", "userName", "key"):
+            if body.get(key) == change.name:
+                body[key] = new_name
+        report.renamed += 1
+        return Change(**{**_fields(change), "name": new_name, "body": codec.dumps(body),
+                         "hlc": self.clock.now(), "origin": self._node_id()})
+
+    def _log_conflict(self, tx: _Transaction, loser: Change, *, winner: Optional[Change],
+                      reason: str) -> ConflictRecord:
+        record = ConflictRecord(
+            guid=loser.guid, kind=loser.kind, int_id=loser.int_id,
+            winner_origin=winner.origin if winner else "", winner_hlc=winner.hlc if winner else 0,
+            loser_origin=loser.origin, loser_hlc=loser.hlc, loser_deleted=loser.deleted,
+            loser_body=loser.body, reason=reason,
+            detected_at=datetime.now(timezone.utc))
+        tx.cursor.execute(
+            "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
+            " loser_origin, loser_hlc, loser_deleted, loser_body, reason)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (_datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
+             record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
+             int(record.loser_deleted), record.loser_body, record.reason))
+        return record
+
+    # --- Repository protocol: snapshots (replicate) ----------------------------------------------
+
+    def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
+        with self._read() as db:
+            rows = db.execute(f"SELECT rowid, {_COLUMNS} FROM elements WHERE rowid>?"
+                              " ORDER BY rowid LIMIT ?", (cursor, limit)).fetchall()
+        if not rows:
+            return SnapshotPage([], cursor, False)
+        return SnapshotPage([row[1:] for row in rows], rows[-1][0], len(rows) == limit)
+
+    def begin_load(self) -> str:
+        load_id = str(uuid.uuid4())
+        with self.transaction() as tx:
+            tx.cursor.execute(f"DROP TABLE IF EXISTS {_LOAD_TABLE}")
+            tx.cursor.execute(_ELEMENT_TABLE.format(table=_LOAD_TABLE))
+            tx.cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('load_id', ?)",
+                              (load_id,))
+            tx.cursor.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('load_seq', ?)",
+                              (str(tx.seq_start),))
+        return load_id
+
+    def _check_load(self, cursor: sqlite3.Cursor, load_id: str) -> int:
+        meta = dict(cursor.execute(
+            "SELECT key, value FROM meta WHERE key IN ('load_id', 'load_seq')").fetchall())
+        if meta.get("load_id") != load_id:
+            raise InvalidRequest("No such snapshot load in progress (it was replaced or ended)")
+        return int(meta["load_seq"])
+
+    def load_rows(self, load_id: str, rows: Iterable[tuple]) -> None:
+        with self.transaction() as tx:
+            seq = self._check_load(tx.cursor, load_id)
+            batch = [(*row, seq + offset) for offset, row in enumerate(rows, start=1)]
+            tx.cursor.executemany(
+                f"INSERT INTO {_LOAD_TABLE} ({_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                batch)
+            for row in batch:
+                self.clock.observe(row[7])
+            tx.cursor.execute("UPDATE meta SET value=? WHERE key='load_seq'",
+                              (str(seq + len(batch)),))
+
+    def commit_load(self, load_id: str, *, parent_node_id: str, id_block_start: int,
+                    new_node_id: Optional[str] = None) -> NodeInfo:
+        """Swap the staged copy in, atomically: readers see the old contents or the new."""
+        with self.transaction() as tx:
+            self._check_load(tx.cursor, load_id)
+            tx.cursor.execute("DROP TABLE elements")
+            tx.cursor.execute(f"ALTER TABLE {_LOAD_TABLE} RENAME TO elements")
+            for statement in _ELEMENT_INDEXES:
+                tx.cursor.execute(statement)
+            updates = {"parent_node_id": parent_node_id, "id_block_start": str(id_block_start),
+                       "incarnation": str(uuid.uuid4())}
+            if new_node_id:
+                updates["node_id"] = new_node_id
+            tx.cursor.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                  updates.items())
+            tx.cursor.execute("DELETE FROM meta WHERE key IN ('load_id', 'load_seq')")
+            tx.seq = tx.cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements"
+                                       ).fetchone()[0]
+        return self.info()
+
+    def abort_load(self, load_id: str) -> None:
+        with self.transaction() as tx:
+            if self._meta("load_id") == load_id:
+                tx.cursor.execute(f"DROP TABLE IF EXISTS {_LOAD_TABLE}")
+                tx.cursor.execute("DELETE FROM meta WHERE key IN ('load_id', 'load_seq')")
+
+    # --- Repository protocol: replication info ----------------------------------------------------
+
+    def nodes(self) -> list[NodeRecord]:
+        with self._read() as cursor:
+            rows = cursor.execute(
+                "SELECT node_id, name, url, is_parent, is_connected, last_sync_ms,"
+                " id_block_start, incarnation, pull_seq, push_seq FROM nodes ORDER BY name"
+            ).fetchall()
+        return [NodeRecord(node_id=r[0], name=r[1], url=r[2], is_parent=bool(r[3]),
+                           is_connected=bool(r[4]), last_sync=_ms_to_datetime(r[5]),
+                           id_block_start=r[6], incarnation=r[7], pull_seq=r[8], push_seq=r[9])
+                for r in rows]
+
+    def save_node(self, node: NodeRecord) -> None:
+        with self.transaction() as tx:
+            tx.cursor.execute(
+                "INSERT OR REPLACE INTO nodes (node_id, name, url, is_parent, is_connected,"
+                " last_sync_ms, id_block_start, incarnation, pull_seq, push_seq)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (node.node_id, node.name, node.url, int(node.is_parent),
+                 int(node.is_connected), _datetime_to_ms(node.last_sync), node.id_block_start,
+                 node.incarnation, node.pull_seq, node.push_seq))
+
+    def clear_replication_info(self) -> None:
+        with self.transaction() as tx:
+            tx.cursor.execute("DELETE FROM nodes")
+            tx.cursor.execute("DELETE FROM meta WHERE key='parent_node_id'")
+
+    def conflicts(self) -> list[ConflictRecord]:
+        with self._read() as cursor:
+            rows = cursor.execute(
+                "SELECT guid, kind, int_id, winner_origin, winner_hlc, loser_origin, loser_hlc,"
+                " loser_deleted, loser_body, reason, detected_ms FROM conflicts ORDER BY id"
+            ).fetchall()
+        return [ConflictRecord(guid=r[0], kind=r[1], int_id=r[2], winner_origin=r[3],
+                               winner_hlc=r[4], loser_origin=r[5], loser_hlc=r[6],
+                               loser_deleted=bool(r[7]), loser_body=r[8], reason=r[9],
+                               detected_at=_ms_to_datetime(r[10])) for r in rows]
+
+    # --- inspection (tests, status, verify) -----------------------------------------------------
+
+    def all_rows(self) -> list[tuple]:
+        """Every element version (tombstones included), in GUID order, without ``seq``."""
+        with self._read() as cursor:
+            return cursor.execute(f"SELECT {_COLUMNS} FROM elements ORDER BY guid").fetchall()
+
+    def element_count(self) -> int:
+        with self._read() as cursor:
+            return cursor.execute("SELECT COUNT(*) FROM elements").fetchone()[0]
+
+
+def _fields(change: Change) -> dict[str, Any]:
+    return {name: getattr(change, name) for name in ROW_FIELDS}
+
+
+__all__ = ["ID_BLOCK_SIZE", "EmbeddedRepository", "RepositoryError", "embedded_path"]

@@ -1,0 +1,386 @@
+"""Workflow Manager operations (jobs, holds, notes, history, attachments, configuration) as
+Esri defines them, written once over a store's element primitives.
+
+The embedded store mixes this class in; the WMServer app calls it for every documented write,
+so a write through REST is an ordinary change-tracked repository write. Nothing here knows SQL:
+the store supplies ``transaction``, ``read_record(s)``, ``write_record``, ``next_int_id``,
+``name_taken``, ``read_content`` and ``job_ids``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional, TypeVar, Union
+
+import attrs
+
+from wmx.model.records import (
+    CONFIG_RECORDS,
+    JOB_RECORDS,
+    NODE_LOCAL_PROPERTIES,
+    PRIV_ADMINISTRATOR,
+    PRIV_MANAGE_REPLICATION,
+    STAGE_CLOSED,
+    STAGE_CREATED,
+    STAGE_READY,
+    STORAGE_EMBEDDED,
+    Activity,
+    ActivityType,
+    Attachment,
+    ConfigProperty,
+    Dependency,
+    ExtendedPropertyRecord,
+    Group,
+    Hold,
+    Job,
+    JobStatus,
+    JobType,
+    Notes,
+    Record,
+    User,
+)
+from wmx.repository.base import InvalidRequest
+
+R = TypeVar("R", bound=Record)
+ConfigKey = Union[int, str]
+
+NOTES_NAMESPACE = uuid.UUID("8f0c3f0e-5a53-4c3e-9d1f-6f2f3c1d7a10")
+JOB_EDITABLE = frozenset(attrs.fields_dict(Job)) - {"id", "guid", "created_by", "created_date"}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def notes_guid(job_guid: str) -> str:
+    """Notes have a GUID derived from their job, so notes first written on two nodes are one
+    element (later writer wins), not two."""
+    return str(uuid.uuid5(NOTES_NAMESPACE, job_guid))
+
+
+class JobTracking:
+    """Esri-level reads and writes; requires the store primitives listed in the module doc."""
+
+    # --- configuration ------------------------------------------------------------------------
+
+    def list_config(self, record_type: type[R]) -> list[R]:
+        return [record_type.from_esri(body, guid) for guid, body in
+                self.read_records(record_type.KIND)]
+
+    def get_config(self, record_type: type[R], key: ConfigKey) -> R:
+        found = self._find_config(record_type, key)
+        if found is None:
+            raise InvalidRequest(f"{record_type.__name__} {key!r} does not exist")
+        return found
+
+    def _find_config(self, record_type: type[R], key: ConfigKey) -> Optional[R]:
+        if isinstance(key, int) and record_type.ID_FIELD:
+            found = self.read_record(record_type.KIND, int_id=key)
+        else:
+            found = self.read_record(record_type.KIND, name=str(key))
+        return record_type.from_esri(found[1], found[0]) if found else None
+
+    def create_config(self, record: R, *, guid: Optional[str] = None) -> R:
+        """Add a configuration element; an omitted integer id comes from this node's block."""
+        if type(record) not in CONFIG_RECORDS:
+            raise InvalidRequest(f"{type(record).__name__} is not a configuration element")
+        with self.transaction() as tx:
+            if record.ID_FIELD and getattr(record, record.ID_FIELD) is None:
+                record = attrs.evolve(record, **{record.ID_FIELD:
+                                                 self.next_int_id(tx, record.KIND)})
+            guid = guid or record.guid or str(uuid.uuid4())
+            if record.unique_name is not None and self.name_taken(
+                    tx, record.KIND, record.unique_name, guid):
+                raise InvalidRequest(f"A {record.KIND} named {record.unique_name!r} exists")
+            if record.int_id is not None and self.read_record(record.KIND, int_id=record.int_id):
+                raise InvalidRequest(f"A {record.KIND} with id {record.int_id} exists")
+            record = attrs.evolve(record, guid=guid)
+            self.write_record(tx, record, guid=guid)
+        return record
+
+    def update_config(self, record_type: type[R], key: ConfigKey, **fields: Any) -> R:
+        current = self.get_config(record_type, key)
+        updated = attrs.evolve(current, **fields)
+        with self.transaction() as tx:
+            if updated.unique_name != current.unique_name and self.name_taken(
+                    tx, record_type.KIND, updated.unique_name, current.guid):
+                raise InvalidRequest(f"A {record_type.KIND} named {updated.unique_name!r} exists")
+            self.write_record(tx, updated, guid=current.guid)
+        return updated
+
+    def delete_config(self, record_type: type[R], key: ConfigKey) -> None:
+        current = self.get_config(record_type, key)
+        with self.transaction() as tx:
+            self.write_record(tx, current, guid=current.guid, deleted=True)
+
+    def config_properties(self) -> dict[str, str]:
+        properties = {p.key: p.value for p in self.list_config(ConfigProperty)}
+        properties["JOB_ID_START_VALUE"] = str(self.info().id_block_start)
+        return properties
+
+    def set_config_property(self, key: str, value: str) -> None:
+        key = key.upper()
+        if key in NODE_LOCAL_PROPERTIES:
+            raise InvalidRequest(f"{key} is set per repository (node-local) and cannot be changed")
+        if self._find_config(ConfigProperty, key) is None:
+            self.create_config(ConfigProperty(key=key, value=str(value)))
+        else:
+            self.update_config(ConfigProperty, key, value=str(value))
+
+    def user_privileges(self, user_name: str) -> set[str]:
+        """Privileges a user holds through group membership (case-insensitive names)."""
+        wanted = user_name.replace("|", "\\").lower()
+        held: set[str] = set()
+        for group in self.list_config(Group):
+            if any(str(member).lower() == wanted for member in group.users):
+                held.update(group.privileges)
+        return held
+
+    def may_replicate(self, user_name: Optional[str]) -> bool:
+        if not user_name:
+            return False
+        return bool({PRIV_ADMINISTRATOR, PRIV_MANAGE_REPLICATION} &
+                    self.user_privileges(user_name))
+
+    # --- jobs ------------------------------------------------------------------------------------
+
+    def _job_entry(self, job_id: int) -> tuple[str, dict]:
+        found = self.read_record("job", int_id=int(job_id))
+        if found is None:
+            raise InvalidRequest(f"Job {job_id} does not exist")
+        return found
+
+    def get_job(self, job_id: int) -> Job:
+        guid, body = self._job_entry(job_id)
+        return Job.from_esri(body, guid)
+
+    def jobs(self) -> list[int]:
+        return self.job_ids()
+
+    def child_job_ids(self, job_id: int) -> list[int]:
+        return [Job.from_esri(body).id for _, body in self.read_records("job")
+                if body.get("parentJobId") == job_id]
+
+    def _status_id(self, name: str) -> Optional[int]:
+        status = self._find_config(JobStatus, name)
+        return status.id if status else None
+
+    def create_job(self, job_type_id: int, *, user: str, id: Optional[int] = None,
+                   **fields: Any) -> Job:
+        """Esri's ``jobs/create``: defaults from the job type, history entry, new id."""
+        job_type = self._find_config(JobType, int(job_type_id))
+        if job_type is None:
+            raise InvalidRequest(f"Job type {job_type_id} does not exist")
+        unknown = set(fields) - JOB_EDITABLE
+        if unknown:
+            raise InvalidRequest(f"Unknown job field(s): {', '.join(sorted(unknown))}")
+        with self.transaction() as tx:
+            if id is None:
+                id = self.next_int_id(tx, "job")
+            elif self.read_record("job", int_id=int(id)) is not None:
+                raise InvalidRequest(f"Job {id} already exists")
+            fields.setdefault("name", f"{job_type.name} {id}")
+            fields.setdefault("description", job_type.default_description)
+            fields.setdefault("priority", job_type.default_priority)
+            fields.setdefault("status", self._status_id("Created"))
+            fields.setdefault("owned_by", user)
+            job = Job(id=int(id), job_type_id=job_type.id, created_by=user,
+                      created_date=_utcnow(), stage=STAGE_CREATED, **fields)
+            change = self.write_record(tx, job)
+            job = attrs.evolve(job, guid=change.guid)
+            self._log(tx, job, "CreateJob", user, f"Created job {job.id}")
+        return job
+
+    def update_job(self, job_id: int, *, user: str, **fields: Any) -> Job:
+        unknown = set(fields) - JOB_EDITABLE
+        if unknown:
+            raise InvalidRequest(f"Unknown job field(s): {', '.join(sorted(unknown))}")
+        job = attrs.evolve(self.get_job(job_id), **fields)
+        with self.transaction() as tx:
+            self.write_record(tx, job, guid=job.guid)
+        return job
+
+    def assign_job(self, job_id: int, *, user: str, assigned_type: int,
+                   assigned_to: Optional[str]) -> Job:
+        job = attrs.evolve(self.get_job(job_id), assigned_type=int(assigned_type),
+                           assigned_to=assigned_to)
+        with self.transaction() as tx:
+            self.write_record(tx, job, guid=job.guid)
+            self._log(tx, job, "AssignJob", user, f"Assigned to {assigned_to or 'nobody'}")
+        return job
+
+    def close_job(self, job_id: int, *, user: str) -> Job:
+        job = attrs.evolve(self.get_job(job_id), stage=STAGE_CLOSED, end_date=_utcnow(),
+                           status=self._status_id("Closed"), percentage_complete=100)
+        with self.transaction() as tx:
+            self.write_record(tx, job, guid=job.guid)
+            self._log(tx, job, "CloseJob", user, f"Closed job {job.id}")
+        return job
+
+    def reopen_job(self, job_id: int, *, user: str) -> Job:
+        job = attrs.evolve(self.get_job(job_id), stage=STAGE_READY, end_date=None,
+                           status=self._status_id("Ready To Work"))
+        with self.transaction() as tx:
+            self.write_record(tx, job, guid=job.guid)
+            self._log(tx, job, "ReopenJob", user, f"Reopened job {job.id}")
+        return job
+
+    def delete_job(self, job_id: int, *, user: str) -> None:
+        """Tombstone the job and everything that belongs to it; the deletes replicate."""
+        job = self.get_job(job_id)
+        with self.transaction() as tx:
+            for record_type in JOB_RECORDS:
+                for guid, body in self.read_records(record_type.KIND, job_guid=job.guid):
+                    self.write_record(tx, record_type.from_esri(body, guid), guid=guid,
+                                      job_guid=job.guid, deleted=True)
+            self.write_record(tx, job, guid=job.guid, deleted=True)
+
+    # --- job sub-records -----------------------------------------------------------------------
+
+    def _children(self, job_id: int, record_type: type[R]) -> list[R]:
+        guid, _ = self._job_entry(job_id)
+        return [record_type.from_esri(body, g) for g, body in
+                self.read_records(record_type.KIND, job_guid=guid)]
+
+    def _child(self, job_id: int, record_type: type[R], child_id: int) -> R:
+        for record in self._children(job_id, record_type):
+            if record.int_id == int(child_id):
+                return record
+        raise InvalidRequest(f"{record_type.__name__} {child_id} of job {job_id} does not exist")
+
+    def _add_child(self, job_id: int, record_type: type[R], content: Optional[bytes] = None,
+                   **fields: Any) -> R:
+        job_guid, _ = self._job_entry(job_id)
+        with self.transaction() as tx:
+            if record_type.ID_FIELD:
+                fields[record_type.ID_FIELD] = self.next_int_id(tx, record_type.KIND)
+            record = record_type(job_id=int(job_id), **fields)
+            change = self.write_record(tx, record, job_guid=job_guid, content=content)
+            record = attrs.evolve(record, guid=change.guid)
+            if record_type is Hold:
+                self._log(tx, self.get_job(job_id), "AddHold", fields.get("held_by"),
+                          fields.get("hold_comments", ""))
+        return record
+
+    def _save_child(self, job_id: int, record: Record, *, deleted: bool = False) -> None:
+        job_guid, _ = self._job_entry(job_id)
+        with self.transaction() as tx:
+            content = self.read_content(record.guid) if isinstance(record, Attachment) else None
+            self.write_record(tx, record, guid=record.guid, job_guid=job_guid, content=content,
+                              deleted=deleted)
+
+    def holds(self, job_id: int) -> list[Hold]:
+        return self._children(job_id, Hold)
+
+    def get_hold(self, job_id: int, hold_id: int) -> Hold:
+        return self._child(job_id, Hold, hold_id)
+
+    def create_hold(self, job_id: int, hold_type_id: int, *, user: str,
+                    comments: str = "") -> Hold:
+        if self.read_record("hold_type", int_id=int(hold_type_id)) is None:
+            raise InvalidRequest(f"Hold type {hold_type_id} does not exist")
+        return self._add_child(job_id, Hold, type=int(hold_type_id), held_by=user,
+                               hold_date=_utcnow(), hold_comments=comments)
+
+    def release_hold(self, job_id: int, hold_id: int, *, user: str, comments: str = "") -> Hold:
+        hold = self.get_hold(job_id, hold_id)
+        if hold.release_date is not None:
+            raise InvalidRequest(f"Hold {hold_id} is already released")
+        hold = attrs.evolve(hold, released_by=user, release_date=_utcnow(),
+                            release_comments=comments)
+        self._save_child(job_id, hold)
+        return hold
+
+    def get_notes(self, job_id: int) -> str:
+        guid, _ = self._job_entry(job_id)
+        found = self.read_record("notes", guid=notes_guid(guid))
+        return found[1].get("notes", "") if found else ""
+
+    def set_notes(self, job_id: int, notes: str, *, user: str) -> None:
+        job_guid, _ = self._job_entry(job_id)
+        with self.transaction() as tx:
+            self.write_record(tx, Notes(job_id=int(job_id), notes=notes),
+                              guid=notes_guid(job_guid), job_guid=job_guid)
+
+    def activity(self, job_id: int) -> list[Activity]:
+        return sorted(self._children(job_id, Activity),
+                      key=lambda a: (a.date or datetime.min.replace(tzinfo=timezone.utc)))
+
+    def log_action(self, job_id: int, activity_type_id: int, *, user: str,
+                   comments: str = "") -> Activity:
+        activity_type = self._find_config(ActivityType, int(activity_type_id))
+        if activity_type is None:
+            raise InvalidRequest(f"Activity type {activity_type_id} does not exist")
+        message = comments or activity_type.message or activity_type.name
+        return self._add_child(job_id, Activity, type=activity_type.id, user=user,
+                               date=_utcnow(), message=message)
+
+    def _log(self, tx: Any, job: Job, activity_name: str, user: Optional[str],
+             message: str) -> None:
+        """Esri writes history for job events; skipped if the type is not configured."""
+        activity_type = self._find_config(ActivityType, activity_name)
+        if activity_type is None:
+            return
+        entry = Activity(job_id=job.id, type=activity_type.id, user=user, date=_utcnow(),
+                         message=message or activity_type.message)
+        self.write_record(tx, entry, job_guid=job.guid)
+
+    def attachments(self, job_id: int) -> list[Attachment]:
+        return self._children(job_id, Attachment)
+
+    def add_attachment(self, job_id: int, filename: str, content: bytes = b"", *, user: str,
+                       storage_type: int = STORAGE_EMBEDDED,
+                       folder: Optional[str] = None) -> Attachment:
+        embedded = storage_type == STORAGE_EMBEDDED
+        return self._add_child(job_id, Attachment, content=content if embedded else None,
+                               filename=filename, storage_type=storage_type, folder=folder,
+                               type=storage_type, size=len(content) if embedded else 0)
+
+    def attachment_content(self, job_id: int, attachment_id: int) -> bytes:
+        attachment = self._child(job_id, Attachment, attachment_id)
+        return self.read_content(attachment.guid) or b""
+
+    def delete_attachment(self, job_id: int, attachment_id: int, *, user: str) -> None:
+        self._save_child(job_id, self._child(job_id, Attachment, attachment_id), deleted=True)
+
+    def dependencies(self, job_id: int) -> list[Dependency]:
+        return self._children(job_id, Dependency)
+
+    def add_dependency(self, job_id: int, dep_job_id: int, *, user: str, held_on_type: int = 3,
+                       held_on_value: int = 0, dep_on_type: int = 3,
+                       dep_on_value: int = 0) -> Dependency:
+        self._job_entry(dep_job_id)
+        return self._add_child(job_id, Dependency, dep_job_id=int(dep_job_id),
+                               held_on_type=held_on_type, held_on_value=held_on_value,
+                               dep_on_type=dep_on_type, dep_on_value=dep_on_value)
+
+    def delete_dependency(self, job_id: int, dependency_id: int, *, user: str) -> None:
+        self._save_child(job_id, self._child(job_id, Dependency, dependency_id), deleted=True)
+
+    def extended_properties(self, job_id: int) -> list[ExtendedPropertyRecord]:
+        return self._children(job_id, ExtendedPropertyRecord)
+
+    def add_extended_property(self, job_id: int, table_name: str, values: dict, *,
+                              user: str) -> ExtendedPropertyRecord:
+        return self._add_child(job_id, ExtendedPropertyRecord, table_name=table_name,
+                               values=dict(values))
+
+    def update_extended_property(self, job_id: int, record_id: int, values: dict, *,
+                                 user: str) -> ExtendedPropertyRecord:
+        record = self._child(job_id, ExtendedPropertyRecord, record_id)
+        record = attrs.evolve(record, values={**record.values, **values})
+        self._save_child(job_id, record)
+        return record
+
+    def delete_extended_property(self, job_id: int, record_id: int, *, user: str) -> None:
+        self._save_child(job_id, self._child(job_id, ExtendedPropertyRecord, record_id),
+                         deleted=True)
+
+    # --- users and groups --------------------------------------------------------------------
+
+    def users(self) -> list[User]:
+        return self.list_config(User)
+
+    def groups(self) -> list[Group]:
+        return self.list_config(Group)
