@@ -320,5 +320,9 @@ CONFIG_KINDS = frozenset(cls.KIND for cls in CONFIG_RECORDS)
 JOB_SUB_KINDS = frozenset(cls.KIND for cls in JOB_RECORDS)
 NAMED_KINDS = frozenset(cls.KIND for cls in CONFIG_RECORDS if cls.NAME_FIELD)
 
+ID_BLOCK_SIZE = 10_000_000
+"""Integer ids a node may allocate: [block start, block start + size). Replicate hands every
+child its own block, so ids created independently on different nodes never collide."""
+
 NODE_LOCAL_PROPERTIES = frozenset({"JOB_ID_START_VALUE", "REPOSITORY_NAME"})
 """Configuration properties that describe one node and never replicate."""

@@ -23,7 +23,7 @@ from typing import Any, Optional
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
 from wmx.model.clock import HybridLogicalClock, WallClock
-from wmx.model.records import NAMED_KINDS, Record
+from wmx.model.records import ID_BLOCK_SIZE, NAMED_KINDS, Record
 from wmx.repository.base import (
     ApplyReport,
     ChangePage,
@@ -39,9 +39,6 @@ from wmx.repository.base import (
 from wmx.repository.jobs import JobTracking
 
 SCHEMA_VERSION = "1"
-ID_BLOCK_SIZE = 10_000_000
-"""Integer ids a node may allocate: [block start, block start + size). Replicate hands every
-child its own block, so ids created independently on different nodes never collide."""
 
 _COLUMNS = ", ".join(ROW_FIELDS)
 _ELEMENT_TABLE = """
@@ -213,10 +210,11 @@ class EmbeddedRepository(JobTracking):
             try:
                 cursor.execute("BEGIN")
                 yield cursor
-            except sqlite3.OperationalError as exc:
-                raise RepositoryUnavailable(f"{self.location}: {exc}") from None
+            except sqlite3.Error as exc:
+                raise RepositoryUnavailable(f"{self.location}: {exc}") from exc
             finally:
-                cursor.execute("COMMIT")
+                if self._db.in_transaction:
+                    cursor.execute("COMMIT")
 
     @contextlib.contextmanager
     def transaction(self, *, rollback: bool = False) -> Iterator[_Transaction]:
@@ -230,6 +228,9 @@ class EmbeddedRepository(JobTracking):
             try:
                 tx = _Transaction(self, cursor)
                 yield tx
+            except sqlite3.Error as exc:
+                cursor.execute("ROLLBACK")
+                raise RepositoryUnavailable(f"{self.location}: {exc}") from exc
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
@@ -621,4 +622,4 @@ def _fields(change: Change) -> dict[str, Any]:
     return {name: getattr(change, name) for name in ROW_FIELDS}
 
 
-__all__ = ["ID_BLOCK_SIZE", "EmbeddedRepository", "RepositoryError", "embedded_path"]
+__all__ = ["EmbeddedRepository", "RepositoryError", "embedded_path"]

@@ -1,0 +1,83 @@
+"""The parent's view of its cluster: its own identity, the registered children, their id
+blocks and checkpoints (Esri's JTX_REPLICATION_INFO).
+
+Both replicate and synchronize start here; this is the only engine module that writes
+replication info, and it never touches element data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Callable, Optional
+
+from wmx.engine.outcome import ChildTarget
+from wmx.model.records import ID_BLOCK_SIZE
+from wmx.repository.base import NodeInfo, NodeRecord, Repository, RepositoryError
+
+Opener = Callable[[str], Repository]
+"""Opens a repository location (injected by the caller: the engine knows no backend)."""
+
+
+class NotAReplica(RepositoryError):
+    """The child is not (or no longer) a replica of this parent."""
+
+
+class Cluster:
+    def __init__(self, parent: Repository, *, location: str = "") -> None:
+        self.parent = parent
+        self.info = parent.info()
+        self.location = location or parent.location
+        self.nodes: dict[str, NodeRecord] = {n.node_id: n for n in parent.nodes()}
+
+    @property
+    def parent_id(self) -> str:
+        return self.info.node_id
+
+    def ensure_parent_node(self) -> None:
+        """Record the parent itself as the cluster's parent node (shown by replication/info)."""
+        existing = self.nodes.get(self.parent_id)
+        if existing is None or not existing.is_parent:
+            node = NodeRecord(node_id=self.parent_id, name=self.info.name, url=self.location,
+                              is_parent=True, id_block_start=self.info.id_block_start,
+                              incarnation=self.info.incarnation)
+            self.parent.save_node(node)
+            self.nodes[node.node_id] = node
+
+    def allocate_block(self) -> int:
+        """The lowest id block no node of the cluster uses yet."""
+        used = {node.id_block_start for node in self.nodes.values()}
+        used.add(self.info.id_block_start)
+        step = 1
+        while self.info.id_block_start + step * ID_BLOCK_SIZE in used:
+            step += 1
+        return self.info.id_block_start + step * ID_BLOCK_SIZE
+
+    def registered(self, child: NodeInfo, target: ChildTarget) -> NodeRecord:
+        """The child's record, checked: it must be a replica made from this parent."""
+        node = self.nodes.get(child.node_id)
+        if node is None or node.is_parent or child.parent_node_id != self.parent_id:
+            raise NotAReplica(
+                f"{target.name} is not a replica of {self.info.name}: run ReplicateJobData "
+                "for it first")
+        if node.incarnation != child.incarnation or child.seq < node.pull_seq:
+            # Restored, re-created or replicated elsewhere: start over; re-sending is harmless.
+            node.incarnation, node.pull_seq, node.push_seq = child.incarnation, 0, 0
+        node.name, node.url = target.name, target.url
+        return node
+
+    def save(self, node: NodeRecord, *, last_sync: Optional[datetime] = None) -> None:
+        if last_sync is not None:
+            node.last_sync = last_sync
+        self.parent.save_node(node)
+        self.nodes[node.node_id] = node
+
+
+@contextlib.contextmanager
+def opened(open_child: Opener, location: str) -> Iterator[Repository]:
+    repository = open_child(location)
+    try:
+        yield repository
+    finally:
+        repository.close()

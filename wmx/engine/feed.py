@@ -1,0 +1,27 @@
+"""Reading a repository's change feed page by page, from a checkpoint.
+
+Kept apart so both sync phases page the same way: the wall-clock lower bound applies to the
+first page only (later pages continue from where the previous one stopped), and every page
+reports how far the log was read so a checkpoint can follow it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Optional
+
+from wmx.repository.base import ChangePage, Repository
+
+
+def change_pages(repository: Repository, since_seq: int, *, page_size: int,
+                 origin: Optional[str] = None, exclude_origin: Optional[str] = None,
+                 since_time: Optional[datetime] = None) -> Iterator[ChangePage]:
+    """Yield pages until the feed is exhausted (the last page has ``more == False``)."""
+    while True:
+        page = repository.changes(since_seq, limit=page_size, origin=origin,
+                                  exclude_origin=exclude_origin, since_time=since_time)
+        yield page
+        if not page.more:
+            return
+        since_seq, since_time = page.last_seq, None
