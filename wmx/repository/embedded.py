@@ -363,7 +363,7 @@ class EmbeddedRepository(JobTracking):
             high = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
         return ChangePage([Change.from_row(r) for r in rows], max(high, since_seq), False)
 
-    # --- Repository protocol: applying versions from elsewhere -------------------------------------
+    # --- Repository protocol: applying versions from elsewhere ---------------------------------
 
     def _local_versions(self, cursor: sqlite3.Cursor, guids: Sequence[str]) -> dict[str, tuple]:
         found: dict[str, tuple] = {}
