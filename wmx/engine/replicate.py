@@ -12,24 +12,20 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Optional
 
 from wmx.engine.cluster import Cluster, Opener, opened
+from wmx.engine.exchange import export_repository
 from wmx.engine.outcome import ChildOutcome, ChildTarget, RunOutcome
 from wmx.repository.base import NodeRecord, Repository, RepositoryError
 
 log = logging.getLogger("wmx.engine")
 
-Exporter = Callable[[Repository, ChildTarget], str]
-"""Writes the parent's data for a disconnected child into ``target.url`` (a folder); returns
-the file written."""
-
 DEFAULT_PAGE_SIZE = 5000
 
 
 def replicate(parent: Repository, targets: list[ChildTarget], open_child: Opener, *,
-              exporter: Optional[Exporter] = None, page_size: int = DEFAULT_PAGE_SIZE,
-              parent_location: str = "") -> RunOutcome:
+              page_size: int = DEFAULT_PAGE_SIZE, parent_location: str = "") -> RunOutcome:
     cluster = Cluster(parent, location=parent_location)
     started = datetime.now(timezone.utc)
     outcome = RunOutcome(parent_name=cluster.info.name, started_at=started)
@@ -40,11 +36,8 @@ def replicate(parent: Repository, targets: list[ChildTarget], open_child: Opener
         try:
             if target.connected:
                 _replicate_child(cluster, target, open_child, child, page_size, started)
-            elif exporter is None:
-                child.fail("Disconnected replication needs an export folder handler")
             else:
-                child.export_file = exporter(parent, target)
-                child.last_sync_time = started
+                _export_for_disconnected_child(cluster, target, child, started)
         except (RepositoryError, OSError) as exc:
             log.warning("replicate to %s failed: %s", target.name, exc)
             child.fail(str(exc))
@@ -89,6 +82,20 @@ def _replicate_child(cluster: Cluster, target: ChildTarget, open_child: Opener,
                                 pull_seq=info.seq, push_seq=resume_from), last_sync=started)
         child.loaded_rows = loaded
         child.last_sync_time = started
+
+
+def _export_for_disconnected_child(cluster: Cluster, target: ChildTarget, child: ChildOutcome,
+                                   started: datetime) -> None:
+    """Esri's disconnected mode: the URL column is a folder that receives the parent's data,
+    to be loaded at the child with ImportJobData (REPLACE). The child's id block is reserved
+    now, under a placeholder node, so no other child can be given it."""
+    placeholder = f"disconnected:{target.name.lower()}"
+    known = cluster.nodes.get(placeholder)
+    block = known.id_block_start if known else cluster.allocate_block()
+    path, count = export_repository(cluster.parent, target.url, id_block_start=block)
+    cluster.save(NodeRecord(node_id=placeholder, name=target.name, url=target.url,
+                            is_connected=False, id_block_start=block), last_sync=started)
+    child.export_file, child.loaded_rows, child.last_sync_time = str(path), count, started
 
 
 def _abort_quietly(repository: Repository, load_id: str) -> None:
