@@ -1,0 +1,1 @@
+"""The wmx geoprocessing tools: one module per tool family, plus the generic runner in _base."""
