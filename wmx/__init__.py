@@ -1,3 +1,70 @@
-"""wmx: arcpy-compatible replication of Workflow Manager (Classic) repositories."""
+"""wmx: arcpy-compatible replication of Workflow Manager (Classic) job-tracking repositories.
+
+``from wmx import arcpy`` (or ``import wmx as arcpy``) gives scripts written for Esri's tools
+what they call: the tools under every name Esri used, ``Result``, ``ExecuteError``,
+``ValueTable``, the message functions and the licensing calls. ``wmx.open_repository`` opens
+any repository (embedded file or WMServer URL) for Python code of its own.
+"""
+
+from wmx.errors import (
+    ExecuteError,
+    ExecuteWarning,
+    WmxAuthorizationError,
+    WmxConflictError,
+    WmxConnectionError,
+    WmxRuntimeError,
+    WmxValidationError,
+)
+from wmx.messages import (
+    AddError,
+    AddMessage,
+    AddReturnMessage,
+    AddWarning,
+    GetAllMessages,
+    GetMaxSeverity,
+    GetMessage,
+    GetMessageCount,
+    GetMessages,
+    GetSeverity,
+    GetSeverityLevel,
+    ResetProgressor,
+    SetProgressor,
+    SetProgressorLabel,
+    SetProgressorPosition,
+    SetSeverityLevel,
+)
+from wmx.repository import open_repository
+from wmx.result import Result
+from wmx.toolbox import (
+    SUFFIXED_TOOLS,
+    CheckExtension,
+    CheckInExtension,
+    CheckOutExtension,
+    ImportToolbox,
+    wmx,
+)
+from wmx.tools import (
+    ClearJobReplicationInfo,
+    CreateJobDataReplica,
+    ExportJobData,
+    ImportJobData,
+    ReplicateJobData,
+    SynchronizeJobData,
+)
+from wmx.valuetable import ValueTable
 
 __version__ = "0.1.0"
+
+globals().update(SUFFIXED_TOOLS)
+
+__all__ = [
+    "AddError", "AddMessage", "AddReturnMessage", "AddWarning", "CheckExtension",
+    "CheckInExtension", "CheckOutExtension", "ClearJobReplicationInfo", "CreateJobDataReplica",
+    "ExecuteError", "ExecuteWarning", "ExportJobData", "GetAllMessages", "GetMaxSeverity",
+    "GetMessage", "GetMessageCount", "GetMessages", "GetSeverity", "GetSeverityLevel",
+    "ImportJobData", "ImportToolbox", "ReplicateJobData", "ResetProgressor", "Result",
+    "SetProgressor", "SetProgressorLabel", "SetProgressorPosition", "SetSeverityLevel",
+    "SynchronizeJobData", "ValueTable", "WmxAuthorizationError", "WmxConflictError",
+    "WmxConnectionError", "WmxRuntimeError", "WmxValidationError", "open_repository", "wmx",
+    *SUFFIXED_TOOLS,
+]

@@ -1,0 +1,58 @@
+"""How tools reach repositories: opening the parent (a validation step, before anything is
+written) and handing the engine an opener for children.
+
+Tokens for secured WMServer services come from the ``WMX_TOKEN`` environment variable (the
+Esri tools had no token parameter); they are passed to the REST client and never echoed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from wmx.errors import (
+    DATASET_NOT_FOUND,
+    NOT_A_MEMBER,
+    NOT_AUTHORIZED,
+    PARENT_UNREACHABLE,
+    dataset_not_found_text,
+    not_a_member_text,
+)
+from wmx.repository import (
+    NotAuthorized,
+    Repository,
+    RepositoryError,
+    RepositoryNotFound,
+    open_repository,
+)
+from wmx.tools._base import ValidationFailure
+
+TOKEN_VARIABLE = "WMX_TOKEN"
+
+
+def token() -> Optional[str]:
+    return os.environ.get(TOKEN_VARIABLE) or None
+
+
+def open_location(location: str) -> Repository:
+    """The engine's opener: any location, with the configured token."""
+    return open_repository(location, token=token())
+
+
+def open_checked(location: str, label: str, name: Optional[str] = None,
+                 name_label: str = "") -> Repository:
+    """Open a repository the tool's parameters name, or fail validation saying why."""
+    try:
+        repository = open_location(location)
+        actual = repository.info().name
+    except RepositoryNotFound:
+        raise ValidationFailure([(DATASET_NOT_FOUND, label, dataset_not_found_text(location))]
+                                ) from None
+    except NotAuthorized as exc:
+        raise ValidationFailure([(NOT_AUTHORIZED, label, str(exc))]) from None
+    except RepositoryError as exc:
+        raise ValidationFailure([(PARENT_UNREACHABLE, label, str(exc))]) from None
+    if name is not None and name.strip().casefold() != actual.casefold():
+        repository.close()
+        raise ValidationFailure([(NOT_A_MEMBER, name_label, not_a_member_text([actual]))])
+    return repository

@@ -1,0 +1,163 @@
+"""Replicate Job Data (alias Create Job Data Replica) and Synchronize Job Data.
+
+The tools validate their parameters, open the parent, hand plain Python values to the engine
+and turn its outcome into arcpy messages and outputs. No replication logic lives here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from wmx.engine.outcome import FAILED, ChildOutcome, ChildTarget, RunOutcome
+from wmx.engine.replicate import replicate
+from wmx.engine.synchronize import synchronize
+from wmx.errors import CHILD_UNREACHABLE, NOT_A_MEMBER, REPLICATION_CONFLICT, not_a_member_text
+from wmx.model.changes import ConflictPolicy
+from wmx.model.clock import stamp_datetime
+from wmx.repository.base import ConflictRecord
+from wmx.result import Result
+from wmx.tools._base import Parameter, ToolContext, ToolSpec, ValidationFailure, run_tool
+from wmx.tools.connect import open_checked, open_location
+from wmx.valuetable import LastSyncRow, format_last_sync, format_time, parse_child_rows
+
+PARENT_URL = Parameter("Input_Parent_Repository_URL", "Parent Repository URL", "String")
+PARENT_NAME = Parameter("Input_Parent_Repository_Name", "Parent Repository Name", "String")
+CHILDREN = Parameter("Input_Multi_Name", "Child Repository Names and URLs", "Value Table")
+LAST_SYNC = Parameter("Output_LastSync", "Last Synchronized", "Value Table", "Output", False)
+
+REPLICATE = ToolSpec("ReplicateJobData", "Replicate Job Data", (
+    PARENT_URL, PARENT_NAME, CHILDREN,
+    Parameter("Output_CreateReplicaStatus", "Create Replica Status", "Long", "Output", False),
+    LAST_SYNC))
+CREATE_REPLICA = ToolSpec("CreateJobDataReplica", "Create Job Data Replica",
+                          REPLICATE.parameters)
+SYNCHRONIZE = ToolSpec("SynchronizeJobData", "Synchronize Job Data", (
+    PARENT_URL, PARENT_NAME, CHILDREN,
+    Parameter("Output_SynchronizeReplicaStatus", "Status of Replica Synchronization", "Long",
+              "Output", False),
+    LAST_SYNC))
+
+
+def _targets(ctx: ToolContext, params: dict[str, Any], synchronize_rows: bool
+             ) -> list[ChildTarget]:
+    rows, warnings = parse_child_rows(params[CHILDREN.name], synchronize=synchronize_rows,
+                                      parent_url=str(params[PARENT_URL.name]))
+    for warning in warnings:
+        ctx.add_warning(warning)
+    return [ChildTarget(row.name, row.url, row.connected, row.last_sync_time) for row in rows]
+
+
+def _describe_conflict(conflict: ConflictRecord, names: dict[str, str]) -> str:
+    what = f"{conflict.kind.replace('_', ' ')} {conflict.int_id}" if conflict.int_id is not None \
+        else f"{conflict.kind.replace('_', ' ')} {conflict.guid}"
+    if conflict.reason == "id_collision":
+        return (f"Conflict: {what} from {names.get(conflict.loser_origin, conflict.loser_origin)}"
+                " has the id of a different element and was not applied; it is kept in the"
+                " conflict log")
+    kept = names.get(conflict.winner_origin, conflict.winner_origin)
+    lost = names.get(conflict.loser_origin, conflict.loser_origin)
+    return (f"Conflict: {what} changed on both sides; kept the version from {kept} "
+            f"({format_time(stamp_datetime(conflict.winner_hlc))}), the version from {lost} "
+            f"({format_time(stamp_datetime(conflict.loser_hlc))}) is kept in the conflict log")
+
+
+def _report(ctx: ToolContext, outcome: RunOutcome, names: dict[str, str]) -> None:
+    for child in outcome.children:
+        target = child.target
+        if child.status == FAILED:
+            ctx.add_warning(f"{target.name} ({target.url}) failed: {child.error}. It was not "
+                            "changed by this run and will be caught up by the next one.",
+                            CHILD_UNREACHABLE)
+        elif child.status == "SKIPPED":
+            ctx.add_message(f"{target.name}: not connected, skipped")
+        elif child.export_file:
+            ctx.add_message(f"{target.name}: exported {child.loaded_rows} element(s) to "
+                            f"{child.export_file}; load it at the child with ImportJobData "
+                            "(REPLACE)")
+        elif child.loaded_rows:
+            ctx.add_message(f"{target.name}: replaced with a copy of {outcome.parent_name} "
+                            f"({child.loaded_rows} element(s))")
+        else:
+            ctx.add_message(_sync_line(child))
+    for conflict in outcome.conflicts:
+        ctx.add_warning(_describe_conflict(conflict, names), REPLICATION_CONFLICT)
+    if outcome.dry_run:
+        ctx.add_message("Dry run: nothing was written")
+
+
+def _sync_line(child: ChildOutcome) -> str:
+    pulled, pushed = child.pulled, child.pushed
+    return (f"{child.target.name}: {pulled.inserted} new, {pulled.updated} changed, "
+            f"{pulled.deleted} deleted element(s) consolidated into the parent; "
+            f"{pushed.inserted} new, {pushed.updated} changed, {pushed.deleted} deleted "
+            "element(s) sent to the child")
+
+
+def _outputs(spec: ToolSpec, outcome: RunOutcome) -> dict[str, str]:
+    rows = [LastSyncRow(c.target.name, c.target.connected, c.target.url, c.last_sync_time,
+                        c.status) for c in outcome.children]
+    return {spec.outputs[0].name: str(outcome.status_code),
+            LAST_SYNC.name: format_last_sync(rows)}
+
+
+def _run(spec: ToolSpec, ctx: ToolContext, params: dict[str, Any], *, synchronizing: bool,
+         dry_run: bool = False, policy: ConflictPolicy = ConflictPolicy.NEWEST
+         ) -> dict[str, str]:
+    targets = _targets(ctx, params, synchronizing)
+    parent_url = str(params[PARENT_URL.name])
+    parent = open_checked(parent_url, PARENT_URL.label, str(params[PARENT_NAME.name]),
+                          PARENT_NAME.label)
+    try:
+        info = parent.info()
+        names = {info.node_id: info.name}
+        names.update((node.node_id, node.name) for node in parent.nodes())
+        if synchronizing:
+            outcome = synchronize(parent, targets, open_location, policy=policy,
+                                  dry_run=dry_run, parent_location=parent_url)
+        else:
+            outcome = replicate(parent, targets, open_location, parent_location=parent_url)
+    finally:
+        parent.close()
+    _report(ctx, outcome, names)
+    return _outputs(spec, outcome)
+
+
+def _policy(value: Any) -> ConflictPolicy:
+    try:
+        return ConflictPolicy(str(value).lower())
+    except ValueError:
+        choices = [p.value for p in ConflictPolicy]
+        raise ValidationFailure([(NOT_A_MEMBER, "Conflict Policy", not_a_member_text(choices))]
+                                ) from None
+
+
+def ReplicateJobData(Input_Parent_Repository_URL: Any = None,
+                     Input_Parent_Repository_Name: Any = None,
+                     Input_Multi_Name: Any = None) -> Result:
+    """Make every connected child a copy of the parent; export for disconnected ones."""
+    return run_tool(REPLICATE, (Input_Parent_Repository_URL, Input_Parent_Repository_Name,
+                                Input_Multi_Name), {},
+                    lambda ctx, params: _run(REPLICATE, ctx, params, synchronizing=False))
+
+
+def CreateJobDataReplica(Input_Parent_Repository_URL: Any = None,
+                         Input_Parent_Repository_Name: Any = None,
+                         Input_Multi_Name: Any = None) -> Result:
+    """Esri's older name of Replicate Job Data."""
+    return run_tool(CREATE_REPLICA, (Input_Parent_Repository_URL, Input_Parent_Repository_Name,
+                                     Input_Multi_Name), {},
+                    lambda ctx, params: _run(CREATE_REPLICA, ctx, params, synchronizing=False))
+
+
+def SynchronizeJobData(Input_Parent_Repository_URL: Any = None,
+                       Input_Parent_Repository_Name: Any = None,
+                       Input_Multi_Name: Any = None, *, dry_run: bool = False,
+                       conflict_policy: Optional[str] = "newest") -> Result:
+    """Consolidate the connected children's changes into the parent, then send the parent's
+    changes to every connected child. ``dry_run`` and ``conflict_policy`` are wmx additions."""
+    def body(ctx: ToolContext, params: dict[str, Any]) -> dict[str, str]:
+        return _run(SYNCHRONIZE, ctx, params, synchronizing=True, dry_run=bool(dry_run),
+                    policy=_policy(conflict_policy or "newest"))
+
+    return run_tool(SYNCHRONIZE, (Input_Parent_Repository_URL, Input_Parent_Repository_Name,
+                                  Input_Multi_Name), {}, body)
