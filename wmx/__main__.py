@@ -1,0 +1,7 @@
+"""``python -m wmx``: the same as the ``wmx`` command."""
+
+import sys
+
+from wmx.cli import main
+
+sys.exit(main())
