@@ -1,0 +1,229 @@
+"""The JSON form of replication records on the wire (the WMServer ``replication/x-…`` extension).
+
+Shared by the server (``wmx.server``) and the REST client (``wmx.repository.rest``) so both
+ends agree byte for byte: change and snapshot rows are arrays in ``ROW_FIELDS`` order with the
+attachment ``content`` base64-encoded; records are objects with camelCase keys and dates as
+epoch milliseconds. Every decoder validates what it reads and raises :class:`WireError` for
+malformed input. Pure functions: this module must never do I/O or import a web framework.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import typing
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Optional, TypeVar
+
+import attrs
+
+from wmx.model.changes import ROW_FIELDS, Change
+from wmx.model.records import _camel as camel_case
+from wmx.model.records import from_millis as _from_millis
+from wmx.model.records import to_millis
+from wmx.repository.base import ApplyReport, ConflictRecord, NodeInfo, NodeRecord
+
+T = TypeVar("T")
+
+JOB_PARAMS: dict[str, str] = {
+    "name": "name",
+    "description": "description",
+    "startDate": "start_date",
+    "dueDate": "due_date",
+    "priority": "priority",
+    "status": "status",
+    "parentJobId": "parent_job_id",
+    "dataWorkspaceId": "data_workspace_id",
+    "parentVersion": "parent_version",
+    "versionName": "version_name",
+    "ownedBy": "owned_by",
+    "assignedType": "assigned_type",
+    "assignedTo": "assigned_to",
+    "percent": "percentage_complete",
+    "aoi": "aoi",
+    "poi": "poi",
+}
+"""Esri's ``jobs/{id}/update`` keys (``properties`` JSON or individual parameters) and the
+:class:`wmx.model.records.Job` fields they set. ``percent`` is the input spelling of the job's
+``percentageComplete``."""
+
+JOB_CREATE_PARAMS = frozenset(JOB_PARAMS) - {"status", "versionName", "percent"}
+"""The subset ``jobs/create`` documents (the rest can only be set by an update)."""
+
+
+class WireError(ValueError):
+    """A payload does not have the documented shape; the message names the offending part."""
+
+
+def from_millis(value: Any, what: str = "date") -> Optional[datetime]:
+    """Epoch milliseconds (an int, or digits in a string) to an aware UTC datetime."""
+    if isinstance(value, (bool, float, datetime)):
+        raise WireError(f"{what} must be epoch milliseconds")
+    try:
+        return _from_millis(value)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise WireError(f"{what} must be epoch milliseconds") from None
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+_CONTENT = ROW_FIELDS.index("content")
+_WIDTH = len(ROW_FIELDS)
+
+
+def rows_to_wire(rows: Iterable[tuple]) -> list[tuple]:
+    """Rows in ``ROW_FIELDS`` order, content bytes replaced by base64 text."""
+    return [row if row[_CONTENT] is None else
+            (*row[:_CONTENT], base64.b64encode(row[_CONTENT]).decode("ascii"),
+             *row[_CONTENT + 1:])
+            for row in rows]
+
+
+def _optional(value: Any, kind: type) -> bool:
+    return value is None or type(value) is kind
+
+
+def _row_from_wire(row: Any) -> tuple:
+    """One row, type-checked field by field (unrolled: this runs for every replicated row).
+    Errors name the part after the row's own position, which the caller prefixes."""
+    if type(row) is not list or len(row) != _WIDTH:
+        raise WireError(f" must be an array of {_WIDTH} values")
+    guid, kind, int_id, job_guid, name, body, content, hlc, origin, deleted = row
+    checks = (type(guid) is str, type(kind) is str, _optional(int_id, int),
+              _optional(job_guid, str), _optional(name, str), _optional(body, str),
+              _optional(content, str), type(hlc) is int, type(origin) is str,
+              type(deleted) in (int, bool))
+    if not all(checks):
+        raise WireError(f".{ROW_FIELDS[checks.index(False)]} has the wrong type")
+    if content is not None:
+        try:
+            content = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError):
+            raise WireError(".content is not base64") from None
+    return (guid, kind, int_id, job_guid, name, body, content, hlc, origin, int(deleted))
+
+
+def rows_from_wire(value: Any, what: str = "rows") -> list[tuple]:
+    """Validate and decode rows sent by :func:`rows_to_wire` back to store tuples."""
+    if not isinstance(value, list):
+        raise WireError(f"{what} must be a list of rows")
+    try:
+        return [_row_from_wire(row) for row in value]
+    except WireError as exc:
+        index = next(i for i, row in enumerate(value) if _fails(row))
+        raise WireError(f"{what}[{index}]{exc}") from None
+
+
+def _fails(row: Any) -> bool:
+    try:
+        _row_from_wire(row)
+    except WireError:
+        return True
+    return False
+
+
+def changes_to_wire(changes: Iterable[Change]) -> list[tuple]:
+    return rows_to_wire(change.to_row() for change in changes)
+
+
+def changes_from_wire(value: Any, what: str = "changes") -> list[Change]:
+    return [Change.from_row(row) for row in rows_from_wire(value, what)]
+
+
+# --- records ----------------------------------------------------------------------------------
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def record_to_wire(record: Any) -> dict[str, Any]:
+    """An attrs record as a camelCase object (datetimes as epoch ms, nested lists kept)."""
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(record)):
+        value = getattr(record, field.name)
+        out[camel_case(field.name)] = to_millis(value) if isinstance(value, datetime) else value
+    return out
+
+
+def _check(expected: Any, value: Any, key: str) -> Any:
+    args = typing.get_args(expected)
+    if type(None) in args:
+        if value is None:
+            return None
+        expected = next(arg for arg in args if arg is not type(None))
+    if expected is datetime:
+        return from_millis(value, key)
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise WireError(f"{key} has the wrong type")
+    return value
+
+
+def record_from_wire(cls: type[T], data: Any, what: str = "") -> T:
+    """Validate a camelCase object and build ``cls`` from it (simple-typed fields only)."""
+    what = what or cls.__name__
+    if not isinstance(data, dict):
+        raise WireError(f"{what} must be an object")
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        key = camel_case(field.name)
+        if key not in data:
+            if field.default is attrs.NOTHING:
+                raise WireError(f"{what}.{key} is required")
+            continue
+        kwargs[field.name] = _check(hints[field.name], data[key], f"{what}.{key}")
+    return cls(**kwargs)
+
+
+def node_info_from_wire(data: Any) -> NodeInfo:
+    return record_from_wire(NodeInfo, data)
+
+
+def node_record_from_wire(data: Any) -> NodeRecord:
+    return record_from_wire(NodeRecord, data)
+
+
+def conflict_from_wire(data: Any) -> ConflictRecord:
+    return record_from_wire(ConflictRecord, data)
+
+
+def report_to_wire(report: ApplyReport) -> dict[str, Any]:
+    return {
+        "seqBefore": report.seq_before, "seqAfter": report.seq_after,
+        "inserted": report.inserted, "updated": report.updated, "deleted": report.deleted,
+        "unchanged": report.unchanged, "renamed": report.renamed,
+        "conflicts": [record_to_wire(conflict) for conflict in report.conflicts],
+        "written": changes_to_wire(report.written),
+    }
+
+
+def report_from_wire(data: Any) -> ApplyReport:
+    if not isinstance(data, dict):
+        raise WireError("ApplyReport must be an object")
+    conflicts = data.get("conflicts", [])
+    if not isinstance(conflicts, list):
+        raise WireError("ApplyReport.conflicts must be a list")
+    counts = {name: data.get(camel_case(name), 0) for name in
+              ("seq_before", "seq_after", "inserted", "updated", "deleted", "unchanged",
+               "renamed")}
+    for name, value in counts.items():
+        _check(int, value, f"ApplyReport.{camel_case(name)}")
+    return ApplyReport(**counts, conflicts=[conflict_from_wire(c) for c in conflicts],
+                       written=changes_from_wire(data.get("written", []), "written"))
+
+
+__all__ = [
+    "JOB_CREATE_PARAMS", "JOB_PARAMS", "WireError", "changes_from_wire", "changes_to_wire",
+    "conflict_from_wire", "from_millis", "node_info_from_wire", "node_record_from_wire",
+    "record_from_wire", "record_to_wire", "report_from_wire", "report_to_wire",
+    "rows_from_wire", "rows_to_wire", "to_millis",
+]

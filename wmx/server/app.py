@@ -1,0 +1,290 @@
+"""The Flask application: one WSGI app serving one repository as a WMServer service.
+
+It turns HTTP into :class:`wmx.server.routing.Call` objects and handler results (or errors)
+back into Esri's responses: ``f=json|pjson``, JSONP ``callback``, the HTTP-200 error envelope,
+gzip both ways. The request-size limit and the token check run before any handler. This
+module must never log a query string or a token, and never answer a traceback to a client.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+from urllib.parse import quote
+
+import attrs
+
+try:
+    import flask
+    from werkzeug.exceptions import HTTPException
+except ImportError as exc:  # pragma: no cover - exercised on installs without the extra
+    from wmx.server import missing_extra
+
+    raise missing_extra(exc) from None
+
+from wmx.model import codec
+from wmx.repository.base import (
+    InvalidRequest,
+    NotAuthorized,
+    RepositoryError,
+    RepositoryNotFound,
+    RepositoryUnavailable,
+)
+from wmx.repository.embedded import EmbeddedRepository
+from wmx.server import esri, replication
+from wmx.server.auth import check_token, presented_token
+from wmx.server.routing import (
+    BAD_REQUEST,
+    FORBIDDEN,
+    INTERNAL,
+    NOT_FOUND,
+    TOO_LARGE,
+    Call,
+    Params,
+    RawResponse,
+    Router,
+    ServiceError,
+)
+
+log = logging.getLogger("wmx.server")
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Largest request body accepted (after gzip inflation), sized for replication batches."""
+GZIP_MIN_BYTES = 1024
+GZIP_LEVEL = 1
+"""Fast compression: on a LAN the CPU, not the wire, is the bottleneck of a replicate."""
+FORMATS = frozenset({"json", "pjson", "html", "file", ""})
+CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
+BODY_ERROR = "wmx.body_error"
+EXTENSION_KEY = "wmx"
+
+ROUTES = Router()
+ROUTES.include(esri.routes)
+ROUTES.include(replication.routes)
+
+_ERROR_CODES: tuple[tuple[type[RepositoryError], int], ...] = (
+    (InvalidRequest, BAD_REQUEST), (NotAuthorized, FORBIDDEN), (RepositoryNotFound, NOT_FOUND),
+    (RepositoryUnavailable, 503), (RepositoryError, INTERNAL),
+)
+
+
+@attrs.define
+class Service:
+    """What one app serves: the repository, its public name, and its limits."""
+
+    repository: EmbeddedRepository
+    name: str
+    token: Optional[str] = attrs.field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    owns_repository: bool = True
+
+    @property
+    def prefix(self) -> list[str]:
+        """Lower-cased path segments of ``/arcgis/rest/services/<name>/WMServer``."""
+        return ["arcgis", "rest", "services", *self.name.lower().split("/"), "wmserver"]
+
+    def url(self, host_url: str) -> str:
+        return f"{host_url.rstrip('/')}/arcgis/rest/services/{quote(self.name)}/WMServer"
+
+
+def inflate(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip body without ever holding more than ``limit`` + 1 bytes of it."""
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        body = decompressor.decompress(data, limit + 1)
+    except zlib.error:
+        raise ServiceError(BAD_REQUEST, "Malformed gzip request body") from None
+    if len(body) > limit or decompressor.unconsumed_tail:
+        raise _too_large(limit)
+    if not decompressor.eof:
+        raise ServiceError(BAD_REQUEST, "Truncated gzip request body")
+    return body
+
+
+def _too_large(limit: int) -> ServiceError:
+    return ServiceError(TOO_LARGE, "Request body too large",
+                        [f"This server accepts request bodies of at most {limit} bytes"])
+
+
+class BodyGuard:
+    """WSGI middleware run before Flask: refuses an oversized body from its Content-Length
+    (unread), and inflates ``Content-Encoding: gzip`` bodies within the same limit. A refusal
+    is handed to the app in the environ so it is answered like every other error."""
+
+    def __init__(self, app: Callable, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        try:
+            self._prepare(environ)
+        except ServiceError as exc:
+            environ[BODY_ERROR] = exc
+            environ["wsgi.input"] = io.BytesIO()
+            environ["CONTENT_LENGTH"] = "0"
+            environ.pop("HTTP_CONTENT_ENCODING", None)
+        return self.app(environ, start_response)
+
+    def _prepare(self, environ: dict[str, Any]) -> None:
+        declared = (environ.get("CONTENT_LENGTH") or "").strip()
+        if declared and not declared.isdigit():
+            raise ServiceError(BAD_REQUEST, "Invalid Content-Length")
+        length = int(declared) if declared else 0
+        if length > self.max_bytes:
+            raise _too_large(self.max_bytes)
+        encoding = (environ.get("HTTP_CONTENT_ENCODING") or "").strip().lower()
+        if encoding in ("", "identity"):
+            return
+        if encoding != "gzip":
+            raise ServiceError(BAD_REQUEST, "Unsupported Content-Encoding",
+                               ["Send the body uncompressed or gzip-compressed"])
+        body = inflate(environ["wsgi.input"].read(length), self.max_bytes)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        del environ["HTTP_CONTENT_ENCODING"]
+
+
+def create_app(repository: Union[str, Path, EmbeddedRepository], *,
+               service_name: Optional[str] = None, token: Optional[str] = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> flask.Flask:
+    """A WSGI app serving ``repository`` (a path, or an open store the caller keeps and closes)
+    at ``/arcgis/rest/services/<service_name>/WMServer``; the name defaults to the
+    repository's own. With ``token`` set every request must present it."""
+    owns = not isinstance(repository, EmbeddedRepository)
+    store = EmbeddedRepository(repository) if owns else repository
+    name = (service_name or store.info().name).strip().strip("/")
+    if not name:
+        raise ValueError("A service needs a name")
+    app = flask.Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
+    app.extensions[EXTENSION_KEY] = Service(store, name, token or None, max_body_bytes, owns)
+    app.wsgi_app = BodyGuard(app.wsgi_app, max_body_bytes)  # type: ignore[method-assign]
+    app.add_url_rule("/", "wmx", _dispatch, defaults={"path": ""}, methods=["GET", "POST"])
+    app.add_url_rule("/<path:path>", "wmx", _dispatch, methods=["GET", "POST"])
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def service_of(app: flask.Flask) -> Service:
+    return app.extensions[EXTENSION_KEY]
+
+
+def close_app(app: flask.Flask) -> None:
+    """Release the repository if the app opened it."""
+    service = service_of(app)
+    if service.owns_repository:
+        service.repository.close()
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+def _dispatch(path: str) -> flask.Response:
+    request = flask.request
+    started = time.perf_counter()
+    code = 200
+    try:
+        response = _answer(service_of(flask.current_app), path)
+    except ServiceError as exc:
+        code, response = exc.code, _render(exc.envelope())
+    log.info("%s %s -> %s (%.1f ms)", request.method, request.path, code,
+             (time.perf_counter() - started) * 1000)
+    return response
+
+
+def _answer(service: Service, path: str) -> flask.Response:
+    """Check, route and run one request; every failure leaves as a :class:`ServiceError`."""
+    request = flask.request
+    try:
+        body_error = request.environ.get(BODY_ERROR)
+        if body_error is not None:
+            raise body_error
+        if _param("f").lower() not in FORMATS:
+            raise ServiceError(BAD_REQUEST, "Unsupported format",
+                               ["f must be json, pjson or (for content) file"])
+        params = Params(request.values.to_dict())
+        check_token(service.token, presented_token(request.headers, params.text("token")))
+        handler, arguments = ROUTES.resolve("/".join(_service_path(service, path)),
+                                            request.method)
+        call = Call(service.repository, params, request.method, service.url(request.host_url),
+                    read_body=lambda: request.get_data(cache=False), read_upload=_upload)
+        result = handler(call, **arguments)
+    except ServiceError:
+        raise
+    except RepositoryError as exc:
+        code = next(code for kind, code in _ERROR_CODES if isinstance(exc, kind))
+        raise ServiceError(code, str(exc)) from None
+    except HTTPException as exc:
+        raise ServiceError(exc.code or INTERNAL, exc.name) from None
+    except Exception:
+        log.exception("Internal error serving %s %s", request.method, request.path)
+        raise ServiceError(INTERNAL, "Internal server error",
+                           ["The server could not complete the request; see its log"]) from None
+    if isinstance(result, RawResponse):
+        return flask.send_file(io.BytesIO(result.content), mimetype=result.mimetype,
+                               as_attachment=True, download_name=result.filename)
+    return _render(result)
+
+
+def _service_path(service: Service, path: str) -> list[str]:
+    """The segments after ``…/<service>/WMServer`` (service names match case-insensitively)."""
+    parts = [part for part in path.split("/") if part]
+    prefix = service.prefix
+    if [part.lower() for part in parts[:len(prefix)]] != prefix:
+        raise ServiceError(NOT_FOUND, "Service not found",
+                           [f"This server serves /arcgis/rest/services/{service.name}/WMServer"])
+    return parts[len(prefix):]
+
+
+def _upload() -> Optional[tuple[str, bytes]]:
+    files = flask.request.files
+    upload = files.get("file") or next(iter(files.values()), None)
+    return None if upload is None else (upload.filename or "", upload.read())
+
+
+def _http_error(exc: HTTPException) -> flask.Response:
+    """Errors raised by Flask before dispatch (e.g. an unsupported method) get the envelope."""
+    return _render(ServiceError(exc.code or INTERNAL, exc.name).envelope())
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+def _param(name: str) -> str:
+    """A transport parameter (``f``, ``callback``) even when the form could not be parsed."""
+    request = flask.request
+    try:
+        value = request.values.get(name)
+    except HTTPException:
+        value = request.args.get(name)
+    return (value or "").strip()
+
+
+def _render(payload: dict[str, Any]) -> flask.Response:
+    """JSON (``pjson`` indented), wrapped for JSONP when asked, gzipped when worth it."""
+    request = flask.request
+    if _param("f").lower() == "pjson":
+        body = json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8")
+    else:
+        body = codec.dumps_bytes(payload)
+    mimetype = "application/json"
+    callback = _param("callback")
+    if callback and CALLBACK.match(callback) and len(callback) <= 128:
+        body = b"/**/" + callback.encode("ascii") + b"(" + body + b");"
+        mimetype = "application/javascript"
+    response = flask.Response(body, mimetype=mimetype)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if len(body) >= GZIP_MIN_BYTES and request.accept_encodings["gzip"]:
+        response.set_data(gzip.compress(body, compresslevel=GZIP_LEVEL))
+        response.headers["Content-Encoding"] = "gzip"
+        response.vary.add("Accept-Encoding")
+    return response
+
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "BodyGuard", "Service", "close_app", "create_app",
+           "inflate", "service_of"]

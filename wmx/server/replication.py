@@ -1,0 +1,178 @@
+"""The replication extension: ``replication/x-…`` endpoints that Esri never documented.
+
+Each endpoint is one :class:`wmx.repository.base.Repository` method over HTTP, so the engine
+runs unchanged against ``wmx.repository.rest.RestRepository``. Payloads use
+``wmx.repository.wire``; ``docs/wmserver-extension.md`` is the contract. Identity (``x-node``)
+needs only the token; every other endpoint needs a ``user`` holding Manage Replication or
+Administrator access, because the feed exposes every element and the writes replace data.
+This module must never import Flask or decide replication policy (that is the engine's).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from wmx.model.changes import ROW_FIELDS, ConflictPolicy
+from wmx.repository.base import NodeRecord
+from wmx.repository.wire import (
+    WireError,
+    changes_from_wire,
+    changes_to_wire,
+    record_from_wire,
+    record_to_wire,
+    report_to_wire,
+    rows_from_wire,
+    rows_to_wire,
+)
+from wmx.server.auth import require_replication_user
+from wmx.server.routing import BAD_REQUEST, Call, Router, ServiceError, bad_parameter
+
+MAX_PAGE_ROWS = 20_000
+"""Upper bound on ``limit`` for one page of changes or snapshot rows (bounds server memory;
+a clamped page says ``more`` and the caller continues from its cursor)."""
+DEFAULT_PAGE_ROWS = 1000
+OK = {"success": True}
+
+routes = Router()
+POST = ("POST",)
+
+
+def _limit(call: Call) -> int:
+    return min(call.params.integer("limit", DEFAULT_PAGE_ROWS, minimum=1), MAX_PAGE_ROWS)
+
+
+def _body_field(body: dict[str, Any], key: str, expected: type, *,
+                required: bool = False) -> Any:
+    """A typed member of a JSON body (``None`` when absent and optional)."""
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise bad_parameter(key, "given in the JSON body")
+        return None
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+        raise bad_parameter(key, f"a JSON {expected.__name__}")
+    return value
+
+
+def _decoded(decode: Any, value: Any, what: str) -> Any:
+    try:
+        return decode(value, what)
+    except WireError as exc:
+        raise ServiceError(BAD_REQUEST, f"Malformed {what}", [str(exc)]) from None
+
+
+@routes.route("replication/x-node", methods=("GET",))
+def node(call: Call) -> dict[str, Any]:
+    """Who this repository is and how far its log has got, with the server's clock."""
+    return {**record_to_wire(call.repository.info()), "serverTime": int(time.time() * 1000)}
+
+
+@routes.route("replication/x-changes", methods=("GET",))
+def changes(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    params = call.params
+    page = call.repository.changes(
+        params.integer("since", 0, minimum=0), limit=_limit(call),
+        origin=params.text("origin") or None, exclude_origin=params.text("excludeOrigin") or None,
+        since_time=params.millis("sinceTime"))
+    return {"fields": ROW_FIELDS, "changes": changes_to_wire(page.changes),
+            "lastSeq": page.last_seq, "more": page.more}
+
+
+@routes.route("replication/x-apply", methods=POST)
+def apply(call: Call) -> dict[str, Any]:
+    """Apply a batch in one transaction; idempotent (a version applied twice is unchanged)."""
+    require_replication_user(call)
+    body = call.json_body()
+    try:
+        policy = ConflictPolicy(body.get("policy") or ConflictPolicy.NEWEST.value)
+    except ValueError:
+        raise bad_parameter("policy", "newest, parent or child") from None
+    report = call.repository.apply(
+        _decoded(changes_from_wire, _body_field(body, "changes", list, required=True),
+                 "changes"),
+        parent_node=_body_field(body, "parentNode", str, required=True),
+        source_node=_body_field(body, "sourceNode", str),
+        detect_since=_body_field(body, "detectSince", int), policy=policy,
+        dry_run=bool(_body_field(body, "dryRun", bool)),
+        overlay=_decoded(changes_from_wire, _body_field(body, "overlay", list) or [],
+                         "overlay"))
+    return report_to_wire(report)
+
+
+@routes.route("replication/x-snapshot", methods=("GET",))
+def snapshot(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    page = call.repository.snapshot(call.params.integer("cursor", 0, minimum=0), _limit(call))
+    return {"fields": ROW_FIELDS, "rows": rows_to_wire(page.rows), "cursor": page.cursor,
+            "more": page.more}
+
+
+def _load_id(body: dict[str, Any]) -> str:
+    return _body_field(body, "loadId", str, required=True)
+
+
+@routes.route("replication/x-load/begin", methods=POST)
+def begin_load(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    return {"loadId": call.repository.begin_load()}
+
+
+@routes.route("replication/x-load/rows", methods=POST)
+def load_rows(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    body = call.json_body()
+    rows = _decoded(rows_from_wire, _body_field(body, "rows", list, required=True), "rows")
+    call.repository.load_rows(_load_id(body), rows)
+    return {"success": True, "count": len(rows)}
+
+
+@routes.route("replication/x-load/commit", methods=POST)
+def commit_load(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    body = call.json_body()
+    info = call.repository.commit_load(
+        _load_id(body), parent_node_id=_body_field(body, "parentNodeId", str, required=True),
+        id_block_start=_body_field(body, "idBlockStart", int, required=True),
+        new_node_id=_body_field(body, "newNodeId", str))
+    return record_to_wire(info)
+
+
+@routes.route("replication/x-load/abort", methods=POST)
+def abort_load(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    call.repository.abort_load(_load_id(call.json_body()))
+    return OK
+
+
+@routes.route("replication/x-nodes", methods=("GET",))
+def nodes(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    return {"nodes": [record_to_wire(node) for node in call.repository.nodes()]}
+
+
+@routes.route("replication/x-nodes", methods=POST)
+def save_node(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    node_record = _decoded(functools.partial(record_from_wire, NodeRecord),
+                           call.json_body().get("node"), "node")
+    call.repository.save_node(node_record)
+    return OK
+
+
+@routes.route("replication/x-clear", methods=POST)
+def clear(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    call.repository.clear_replication_info()
+    return OK
+
+
+@routes.route("replication/x-conflicts", methods=("GET",))
+def conflicts(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    return {"conflicts": [record_to_wire(c) for c in call.repository.conflicts()]}
+
+
+__all__ = ["MAX_PAGE_ROWS", "routes"]
