@@ -23,16 +23,20 @@ def is_service_url(location: str) -> bool:
     return location.lower().startswith(("http://", "https://"))
 
 
-def open_repository(location: str | Path, token: Optional[str] = None, **options: Any
-                    ) -> Repository:
-    """Open a repository by the string a value table would name it with."""
+def open_repository(location: str | Path, token: Optional[str] = None, *,
+                    user: Optional[str] = None, **options: Any) -> Repository:
+    """Open a repository by the string a value table would name it with.
+
+    ``token`` and ``user`` (the Workflow Manager user the REST calls act as; default: the OS
+    login) matter only for services; an embedded file is opened with local rights.
+    """
     location = str(location).strip()
     if not location:
         raise RepositoryNotFound("No repository location given")
     if is_service_url(location):
         from wmx.repository.rest import RestRepository
 
-        return RestRepository(location, token=token, **options)
+        return RestRepository(location, token=token, user=user, **options)
     if location.lower().startswith("postgresql://"):
         raise RepositoryNotFound("PostgreSQL repositories are not supported yet")
     from wmx.repository.embedded import EmbeddedRepository

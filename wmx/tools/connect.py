@@ -3,6 +3,8 @@ written) and handing the engine an opener for children.
 
 Tokens for secured WMServer services come from the ``WMX_TOKEN`` environment variable (the
 Esri tools had no token parameter); they are passed to the REST client and never echoed.
+``WMX_USER`` names the Workflow Manager user REST calls act as (default: the OS login, as
+Esri's tools used the Windows login).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from wmx.repository import (
 from wmx.tools._base import ValidationFailure
 
 TOKEN_VARIABLE = "WMX_TOKEN"
+USER_VARIABLE = "WMX_USER"
 
 
 def token() -> Optional[str]:
@@ -35,8 +38,8 @@ def token() -> Optional[str]:
 
 
 def open_location(location: str) -> Repository:
-    """The engine's opener: any location, with the configured token."""
-    return open_repository(location, token=token())
+    """The engine's opener: any location, with the configured token and user."""
+    return open_repository(location, token=token(), user=os.environ.get(USER_VARIABLE) or None)
 
 
 def open_checked(location: str, label: str, name: Optional[str] = None,
