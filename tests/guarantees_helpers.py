@@ -1,0 +1,360 @@
+"""Machinery shared by the replication-guarantee tests (``tests/test_guarantees_*.py``).
+
+* hypothesis profiles: ``wmx-guarantees`` (the default, CI-sized run) and
+  ``wmx-guarantees-long`` (selected with the environment variable ``WMX_LONG=1``);
+* clusters copied from a per-session template, so a property test can afford hundreds;
+* a ledger of every element version ever observed, which knows the version that must survive;
+* the checkpoint invariant (no checkpoint is ever ahead of durable data);
+* fault injection: repositories and openers that crash or fail at the N-th call;
+* openers for children whose wall clocks are skewed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import attrs
+from hypothesis import HealthCheck, settings
+
+from tests.conftest import Cluster, make_cluster
+from wmx.model.changes import precedence
+from wmx.repository.base import NodeRecord, RepositoryUnavailable
+from wmx.repository.embedded import EmbeddedRepository
+
+# --- hypothesis profiles ---------------------------------------------------------------------
+
+LONG = os.environ.get("WMX_LONG", "").strip() not in ("", "0")
+
+settings.register_profile(
+    "wmx-guarantees", max_examples=200, deadline=None, stateful_step_count=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much])
+settings.register_profile(
+    "wmx-guarantees-long", max_examples=3000, deadline=None, stateful_step_count=40,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                           HealthCheck.filter_too_much])
+
+
+def guarantee_settings(**overrides: Any) -> settings:
+    """The guarantee profile for this run (long with ``WMX_LONG=1``), with overrides."""
+    profile = settings.get_profile("wmx-guarantees-long" if LONG else "wmx-guarantees")
+    return settings(profile, **overrides)
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+_TEMPLATES: dict[int, Cluster] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def fresh_cluster(folder: Path, children: int) -> Cluster:
+    """A replicated parent + ``children`` cluster in ``folder`` (a byte copy of a template made
+    once per session; every copy is an independent cluster)."""
+    with _TEMPLATE_LOCK:
+        template = _TEMPLATES.get(children)
+        if template is None:
+            root = Path(tempfile.mkdtemp(prefix=f"wmx-template-{children}-"))
+            template = _TEMPLATES[children] = make_cluster(root, children)
+    return copy_cluster(template, folder)
+
+
+def copy_cluster(cluster: Cluster, folder: Path) -> Cluster:
+    """Byte copies of every repository file of a closed cluster."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parent = folder / cluster.parent_path.name
+    shutil.copyfile(cluster.parent_path, parent)
+    children = {}
+    for name, path in cluster.child_paths.items():
+        children[name] = folder / path.name
+        shutil.copyfile(path, children[name])
+    return Cluster(folder, parent, children)
+
+
+def named_paths(cluster: Cluster) -> list[tuple[str, Path]]:
+    return [("parent", cluster.parent_path), *cluster.child_paths.items()]
+
+
+def node_ids(cluster: Cluster) -> dict[str, str]:
+    """Repository name (``parent``, ``Child1``...) → node id."""
+    ids = {}
+    for name, path in named_paths(cluster):
+        with EmbeddedRepository(path) as repository:
+            ids[name] = repository.info().node_id
+    return ids
+
+
+def normalized(rows: Iterable[tuple]) -> list[tuple]:
+    """Rows without their stamp: what must equal an uninterrupted run's rows (versions the
+    parent writes during a run, renames, carry a stamp of that run's moment)."""
+    return [row[:7] + row[8:] for row in rows]
+
+
+# --- the ledger of versions ------------------------------------------------------------------
+
+PENDING, CONSIDERED, DISCARDED = "pending", "considered", "discarded"
+
+
+@attrs.define
+class Version:
+    guid: str
+    kind: str
+    hlc: int
+    origin: str
+    deleted: bool
+    body: Optional[str]
+    status: str
+    home: str
+    """Where the version was first seen (a child name, or ``parent``)."""
+
+
+class Ledger:
+    """Every element version observed anywhere in a cluster, and what became of it.
+
+    A version written on a child is *pending* until a sync pulls that child (then it is
+    *considered* by the parent: it wins or loses there), or until the child is replicated again
+    (then it is *discarded*: Replicate replaces a child's contents). The version that must
+    survive everywhere is, per element, the highest-precedence version that was not discarded.
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.ids = node_ids(cluster)
+        self.names = {node: name for name, node in self.ids.items()}
+        self.parent_node = self.ids["parent"]
+        self.versions: dict[str, dict[tuple[int, str], Version]] = {}
+        self.observe()
+
+    def observe(self) -> None:
+        """Record versions that appeared since the last call (call after every operation)."""
+        for name, path in named_paths(self.cluster):
+            with EmbeddedRepository(path) as repository:
+                rows = repository.all_rows()
+            for guid, kind, _i, _j, _n, body, _c, hlc, origin, deleted in rows:
+                known = self.versions.setdefault(guid, {})
+                if (hlc, origin) in known:
+                    continue
+                from_here = name != "parent" and self.names.get(origin) == name
+                known[(hlc, origin)] = Version(guid, kind, hlc, origin, bool(deleted), body,
+                                               PENDING if from_here else CONSIDERED, name)
+
+    def synced(self, child: str) -> None:
+        """A sync pulled ``child``: its pending versions reached the parent."""
+        self._settle(child, CONSIDERED)
+
+    def replicated(self, child: str) -> None:
+        """``child`` was replaced by a copy of the parent: its pending versions are gone."""
+        self._settle(child, DISCARDED)
+
+    def _settle(self, child: str, status: str) -> None:
+        for versions in self.versions.values():
+            for version in versions.values():
+                if version.status == PENDING and version.home == child:
+                    version.status = status
+
+    def survivor(self, guid: str) -> Optional[Version]:
+        candidates = [v for v in self.versions.get(guid, {}).values() if v.status != DISCARDED]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda v: precedence(v.hlc, v.origin, self.parent_node))
+
+    def survivors(self) -> dict[str, Version]:
+        found = {guid: self.survivor(guid) for guid in self.versions}
+        return {guid: version for guid, version in found.items() if version is not None}
+
+    def assert_survivors(self, rows: list[tuple]) -> None:
+        """``rows`` (one repository's ``all_rows()``) hold exactly the surviving versions."""
+        expected = self.survivors()
+        actual = {row[0]: row for row in rows}
+        missing = sorted(set(expected) - set(actual))
+        assert not missing, f"surviving elements missing: {[expected[g] for g in missing]}"
+        extra = sorted(set(actual) - set(expected))
+        assert not extra, f"discarded or unknown elements present: {extra}"
+        for guid, version in expected.items():
+            row = actual[guid]
+            assert (row[7], row[8]) == (version.hlc, version.origin), (
+                f"{version.kind} {guid}: kept {row[8]}@{row[7]} (deleted={row[9]}), "
+                f"expected {version.origin}@{version.hlc} (deleted={version.deleted})")
+
+    def written_values(self, guid: str, field: str) -> set[Any]:
+        """Every value of a body field written to one element (discarded versions included)."""
+        from wmx.model import codec
+
+        return {codec.loads(v.body).get(field) for v in self.versions.get(guid, {}).values()
+                if v.body}
+
+
+# --- the checkpoint invariant -----------------------------------------------------------------
+
+def _log_positions(repository: EmbeddedRepository, since: int) -> set[str]:
+    """GUIDs whose current version sits after ``since`` in the repository's change log."""
+    return {c.guid for c in repository.changes(since, limit=10 ** 9).changes}
+
+
+def assert_checkpoints_behind_durable_data(cluster: Cluster) -> None:
+    """For every registered child whose checkpoints are current (same incarnation):
+
+    * ``push_seq`` <= the parent's log head and ``pull_seq`` <= the child's log head;
+    * every parent version at or before ``push_seq`` that the child did not write is at the
+      child with equal or higher precedence;
+    * every version the child wrote at or before ``pull_seq`` is at the parent with equal or
+      higher precedence.
+
+    Checkpoints of a child whose incarnation changed (replicated, then interrupted before the
+    parent recorded it) are reset by the next sync, so they are not checked.
+    """
+    with cluster.parent() as parent:
+        pinfo = parent.info()
+        nodes: list[NodeRecord] = [n for n in parent.nodes() if not n.is_parent]
+        parent_rows = {row[0]: row for row in parent.all_rows()}
+        parent_after = {n.node_id: _log_positions(parent, n.push_seq) for n in nodes}
+    by_node = {}
+    for name, path in cluster.child_paths.items():
+        with EmbeddedRepository(path) as child:
+            cinfo = child.info()
+            by_node[cinfo.node_id] = (name, cinfo, {row[0]: row for row in child.all_rows()},
+                                      child, path)
+    for node in nodes:
+        if node.node_id not in by_node:
+            continue
+        name, cinfo, child_rows, _, path = by_node[node.node_id]
+        if cinfo.incarnation != node.incarnation:
+            continue
+        assert node.push_seq <= pinfo.seq, f"{name}: push_seq {node.push_seq} > {pinfo.seq}"
+        assert node.pull_seq <= cinfo.seq, f"{name}: pull_seq {node.pull_seq} > {cinfo.seq}"
+        after = parent_after[node.node_id]
+        for guid, row in parent_rows.items():
+            if guid in after or row[8] == node.node_id:
+                continue
+            mine = child_rows.get(guid)
+            assert mine is not None and _prec(mine, pinfo.node_id) >= _prec(row, pinfo.node_id), (
+                f"{name}: push checkpoint {node.push_seq} covers {row[1]} {guid} "
+                f"({row[8]}@{row[7]}) but the child has {mine and (mine[8], mine[7])}")
+        with EmbeddedRepository(path) as child:
+            child_after = _log_positions(child, node.pull_seq)
+        for guid, row in child_rows.items():
+            if guid in child_after or row[8] != node.node_id:
+                continue
+            theirs = parent_rows.get(guid)
+            assert theirs is not None and \
+                _prec(theirs, pinfo.node_id) >= _prec(row, pinfo.node_id), (
+                    f"{name}: pull checkpoint {node.pull_seq} covers {row[1]} {guid} "
+                    f"({row[8]}@{row[7]}) but the parent has {theirs and (theirs[8], theirs[7])}")
+
+
+def _prec(row: tuple, parent_node: str) -> tuple:
+    return precedence(row[7], row[8], parent_node)
+
+
+# --- fault injection ---------------------------------------------------------------------------
+
+class Crash(BaseException):
+    """The process died here (not an error any code may catch and go on from)."""
+
+
+BOUNDARY_CALLS = frozenset({
+    "info", "changes", "apply", "snapshot", "begin_load", "load_rows", "commit_load",
+    "abort_load", "nodes", "save_node", "clear_replication_info", "conflicts",
+})
+
+
+@attrs.define
+class FaultPlan:
+    """Fail the ``at``-th boundary call (1-based) of one run; ``at=0`` only counts.
+
+    ``when='before'``: the call never happens; ``'after'``: it happens (its effect is durable)
+    and the caller never hears back. ``kind='crash'`` kills the whole run (every later call
+    fails too); ``kind='error'`` is one failed call (a dropped connection) the engine may
+    recover from.
+    """
+
+    at: int = 0
+    when: str = "before"
+    kind: str = "crash"
+    calls: list[str] = attrs.Factory(list)
+    dead: bool = False
+    fired: Optional[str] = None
+
+    def _fail(self) -> None:
+        if self.kind == "crash":
+            self.dead = True
+            raise Crash(self.fired)
+        raise RepositoryUnavailable(f"injected failure at call {self.at} ({self.fired})")
+
+    def call(self, label: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.dead:
+            raise Crash("already dead")
+        self.calls.append(label)
+        hit = len(self.calls) == self.at
+        if hit:
+            self.fired = f"{self.when} {label}"
+            if self.when == "before":
+                self._fail()
+        result = function(*args, **kwargs)
+        if hit:
+            self._fail()
+        return result
+
+
+class FaultyRepository:
+    """A repository whose protocol calls go through a :class:`FaultPlan`."""
+
+    def __init__(self, inner: EmbeddedRepository, plan: FaultPlan, label: str) -> None:
+        self._inner = inner
+        self._plan = plan
+        self._label = label
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name not in BOUNDARY_CALLS or not callable(value):
+            return value
+        label = f"{self._label}.{name}"
+        return lambda *args, **kwargs: self._plan.call(label, value, *args, **kwargs)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __enter__(self) -> FaultyRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def faulty_opener(cluster: Cluster, plan: FaultPlan) -> Callable[[str], FaultyRepository]:
+    names = {str(path): name for name, path in cluster.child_paths.items()}
+
+    def open_child(location: str) -> FaultyRepository:
+        if plan.dead:
+            raise Crash("already dead")
+        return FaultyRepository(EmbeddedRepository(location), plan, names.get(location, "?"))
+
+    return open_child
+
+
+# --- clock skew ------------------------------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def skewed_clock(offset_seconds: float) -> Callable[[], float]:
+    import time
+
+    return lambda: time.time() + offset_seconds
+
+
+def skewed_opener(offsets: dict[str, float]) -> Callable[[str], EmbeddedRepository]:
+    """Opens embedded repositories; those at a path in ``offsets`` get a wall clock that is
+    that many seconds ahead (negative: behind)."""
+    def open_repository(location: str) -> EmbeddedRepository:
+        offset = offsets.get(str(location))
+        if offset is None:
+            return EmbeddedRepository(location)
+        return EmbeddedRepository(location, wall_clock=skewed_clock(offset))
+
+    return open_repository

@@ -1,0 +1,279 @@
+"""Convergence: whatever is edited wherever, in any interleaving with Replicate and Synchronize
+runs over any subsets and orders of children, one final sync leaves every repository identical
+to the parent (tombstones included), and every element holds the version that must survive.
+
+The version that must survive an element is the last writer by the precedence order (hybrid
+clock, ties to the parent, then node id) among the versions that were not discarded. A version
+is discarded when its child is replicated again before a sync pulled it: Replicate replaces a
+child's contents, so unsynchronized edits on it are legitimately lost. Renames (Esri's ``_1``
+rule) and policy re-stamps are new versions written by the parent, observed like any other.
+
+The default run explores 200 generated scripts; ``WMX_LONG=1`` explores thousands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.conftest import ADMIN
+from tests.guarantees_helpers import (
+    Ledger,
+    assert_checkpoints_behind_durable_data,
+    fresh_cluster,
+    guarantee_settings,
+)
+from wmx.engine.replicate import replicate
+from wmx.engine.synchronize import synchronize
+from wmx.model import codec
+from wmx.model.changes import ConflictPolicy
+from wmx.model.records import ActivityType, HoldType, JobType, User
+from wmx.repository import open_repository
+from wmx.repository.base import InvalidRequest
+from wmx.repository.embedded import EmbeddedRepository
+
+CONFIG_TYPES = {"job type": JobType, "hold type": HoldType, "user": User}
+SHARED_NAMES = ("Survey", "Inspection", "alice", "bob")
+"""A small pool, so the same name is created on different repositories (Esri's ``_1`` rule)."""
+
+picks = st.integers(min_value=0, max_value=10 ** 6)
+places = st.integers(min_value=0, max_value=5)
+words = st.text(max_size=6)
+orders = st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=5, unique=True)
+
+
+def _pick(items: list, index: int):
+    return items[index % len(items)] if items else None
+
+
+class ReplicationScripts(RuleBasedStateMachine):
+    """Random edits on random repositories, interleaved with replicate and sync runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="wmx-converge-"))
+        self.cluster = None
+        self.ledger: Optional[Ledger] = None
+
+    # --- set-up and helpers ---------------------------------------------------------------------
+
+    @initialize(children=st.integers(min_value=1, max_value=5))
+    def build_cluster(self, children: int) -> None:
+        self.cluster = fresh_cluster(self.root / "cluster", children)
+        self.children = list(self.cluster.child_paths)
+        self.ledger = Ledger(self.cluster)
+
+    def _place(self, index: int) -> str:
+        everyone = ["parent", *self.children]
+        return everyone[index % len(everyone)]
+
+    def _open(self, place: str) -> EmbeddedRepository:
+        if place == "parent":
+            return self.cluster.parent()
+        return self.cluster.child(place)
+
+    def _order(self, indexes: list[int]) -> list[str]:
+        order: list[str] = []
+        for index in indexes:
+            name = self.children[index % len(self.children)]
+            if name not in order:
+                order.append(name)
+        return order
+
+    def _edit(self, place: str, edit) -> None:
+        # InvalidRequest: refused locally (e.g. a name in use), so no version was written.
+        with self._open(place) as repository, contextlib.suppress(InvalidRequest):
+            edit(repository)
+        self.ledger.observe()
+
+    @staticmethod
+    def _job(repository: EmbeddedRepository, pick: int) -> Optional[int]:
+        return _pick(repository.jobs(), pick)
+
+    # --- edits ----------------------------------------------------------------------------------
+
+    @rule(place=places, job_type=picks, description=words)
+    def create_job(self, place, job_type, description):
+        def edit(repository):
+            job_type_id = _pick([t.id for t in repository.list_config(JobType)], job_type)
+            if job_type_id is not None:
+                repository.create_job(job_type_id, user=ADMIN, description=description)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks, description=words)
+    def update_job(self, place, job, description):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            if job_id is not None:
+                repository.update_job(job_id, user=ADMIN, description=description)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks)
+    def delete_job(self, place, job):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            if job_id is not None:
+                repository.delete_job(job_id, user=ADMIN)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks, hold_type=picks, comments=words)
+    def create_hold(self, place, job, hold_type, comments):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            type_id = _pick([t.id for t in repository.list_config(HoldType)], hold_type)
+            if job_id is not None and type_id is not None:
+                repository.create_hold(job_id, type_id, user=ADMIN, comments=comments)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks, hold=picks, comments=words)
+    def release_hold(self, place, job, hold, comments):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            if job_id is None:
+                return
+            held = [h.id for h in repository.holds(job_id) if h.release_date is None]
+            hold_id = _pick(held, hold)
+            if hold_id is not None:
+                repository.release_hold(job_id, hold_id, user=ADMIN, comments=comments)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks, notes=words)
+    def set_notes(self, place, job, notes):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            if job_id is not None:
+                repository.set_notes(job_id, notes, user=ADMIN)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks, activity_type=picks, comments=words)
+    def log_action(self, place, job, activity_type, comments):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            type_id = _pick([t.id for t in repository.list_config(ActivityType)], activity_type)
+            if job_id is not None and type_id is not None:
+                repository.log_action(job_id, type_id, user=ADMIN, comments=comments)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, job=picks, content=st.binary(max_size=64))
+    def add_attachment(self, place, job, content):
+        def edit(repository):
+            job_id = self._job(repository, job)
+            if job_id is not None:
+                repository.add_attachment(job_id, "file.bin", content, user=ADMIN)
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, kind=st.sampled_from(sorted(CONFIG_TYPES)),
+          name=st.sampled_from(SHARED_NAMES))
+    def create_config(self, place, kind, name):
+        record_type = CONFIG_TYPES[kind]
+        if record_type is User:
+            record = User(user_name=name, full_name=f"{name} on {self._place(place)}")
+        else:
+            record = record_type(id=None, name=name, description=f"made on {self._place(place)}")
+        self._edit(self._place(place), lambda repository: repository.create_config(record))
+
+    @rule(place=places, kind=st.sampled_from(sorted(CONFIG_TYPES)), pick=picks, text=words)
+    def update_config(self, place, kind, pick, text):
+        record_type = CONFIG_TYPES[kind]
+
+        def edit(repository):
+            record = _pick(repository.list_config(record_type), pick)
+            if record is None:
+                return
+            key = record.user_name if record_type is User else record.id
+            field = "full_name" if record_type is User else "description"
+            repository.update_config(record_type, key, **{field: text})
+        self._edit(self._place(place), edit)
+
+    @rule(place=places, kind=st.sampled_from(sorted(CONFIG_TYPES)), pick=picks)
+    def delete_config(self, place, kind, pick):
+        record_type = CONFIG_TYPES[kind]
+
+        def edit(repository):
+            record = _pick(repository.list_config(record_type), pick)
+            if record is not None:
+                key = record.user_name if record_type is User else record.id
+                repository.delete_config(record_type, key)
+        self._edit(self._place(place), edit)
+
+    # --- replication runs -----------------------------------------------------------------------
+
+    @rule(order=orders)
+    def replicate_children(self, order):
+        names = self._order(order)
+        with self.cluster.parent() as parent:
+            outcome = replicate(parent, self.cluster.targets(names), open_repository)
+        assert outcome.status_code == 0, [c.error for c in outcome.children]
+        for name in names:
+            self.ledger.replicated(name)
+        self.ledger.observe()
+
+    @rule(order=orders, policy=st.sampled_from(ConflictPolicy))
+    def sync_children(self, order, policy):
+        names = self._order(order)
+        self._sync(names, policy)
+
+    def _sync(self, names: list[str], policy: ConflictPolicy = ConflictPolicy.NEWEST) -> None:
+        with self.cluster.parent() as parent:
+            outcome = synchronize(parent, self.cluster.targets(names), open_repository,
+                                  policy=policy)
+        assert outcome.status_code == 0, [c.error for c in outcome.children]
+        for name in names:
+            self.ledger.synced(name)
+        self.ledger.observe()
+
+    @precondition(lambda self: self.cluster is not None)
+    @invariant()
+    def checkpoints_never_run_ahead_of_data(self):
+        assert_checkpoints_behind_durable_data(self.cluster)
+
+    # --- the guarantee --------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        try:
+            if self.cluster is not None:
+                self.check_final_sync_converges()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def check_final_sync_converges(self) -> None:
+        self._sync(self.children)
+        states = self.cluster.states()
+        parent_rows = states.pop("parent")
+        for name, rows in states.items():
+            assert rows == parent_rows, f"{name} differs from the parent after one full sync"
+        self.ledger.assert_survivors(parent_rows)
+        self.check_jobs_as_esri_sees_them()
+        seqs = self.cluster.seqs()
+        self._sync(self.children)
+        assert self.cluster.seqs() == seqs, "a sync with nothing new wrote something"
+
+    def check_jobs_as_esri_sees_them(self) -> None:
+        survivors = self.ledger.survivors()
+        jobs = {guid: v for guid, v in survivors.items() if v.kind == "job"}
+        live = {guid: codec.loads(v.body) for guid, v in jobs.items() if not v.deleted}
+        for place in ["parent", *self.children]:
+            with self._open(place) as repository:
+                assert sorted(repository.jobs()) == sorted(body["id"] for body in live.values())
+                for guid, body in live.items():
+                    job = repository.get_job(body["id"])
+                    assert job.guid == guid
+                    assert job.description == body["description"]
+                    assert job.description in self.ledger.written_values(guid, "description")
+
+
+def test_every_script_of_edits_and_runs_converges_to_the_surviving_versions():
+    run_state_machine_as_test(ReplicationScripts, settings=guarantee_settings())
