@@ -131,22 +131,25 @@ def _policy(value: Any) -> ConflictPolicy:
                                 ) from None
 
 
+def _replicate(spec: ToolSpec, inputs: tuple) -> Result:
+    return run_tool(spec, inputs, {},
+                    lambda ctx, params: _run(spec, ctx, params, synchronizing=False))
+
+
 def ReplicateJobData(Input_Parent_Repository_URL: Any = None,
                      Input_Parent_Repository_Name: Any = None,
                      Input_Multi_Name: Any = None) -> Result:
     """Make every connected child a copy of the parent; export for disconnected ones."""
-    return run_tool(REPLICATE, (Input_Parent_Repository_URL, Input_Parent_Repository_Name,
-                                Input_Multi_Name), {},
-                    lambda ctx, params: _run(REPLICATE, ctx, params, synchronizing=False))
+    return _replicate(REPLICATE, (Input_Parent_Repository_URL, Input_Parent_Repository_Name,
+                                  Input_Multi_Name))
 
 
 def CreateJobDataReplica(Input_Parent_Repository_URL: Any = None,
                          Input_Parent_Repository_Name: Any = None,
                          Input_Multi_Name: Any = None) -> Result:
     """Esri's older name of Replicate Job Data."""
-    return run_tool(CREATE_REPLICA, (Input_Parent_Repository_URL, Input_Parent_Repository_Name,
-                                     Input_Multi_Name), {},
-                    lambda ctx, params: _run(CREATE_REPLICA, ctx, params, synchronizing=False))
+    return _replicate(CREATE_REPLICA, (Input_Parent_Repository_URL,
+                                       Input_Parent_Repository_Name, Input_Multi_Name))
 
 
 def SynchronizeJobData(Input_Parent_Repository_URL: Any = None,
