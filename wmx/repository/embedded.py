@@ -61,6 +61,9 @@ _ELEMENT_INDEXES = (
     " WHERE int_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS elements_job ON elements(job_guid) WHERE job_guid IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS elements_name ON elements(kind, name) WHERE name IS NOT NULL",
+    # Esri's job JSON lists childJobIds; this finds them without reading every job.
+    "CREATE INDEX IF NOT EXISTS elements_parent_job ON elements("
+    "json_extract(body, '$.parentJobId')) WHERE kind='job' AND deleted=0",
 )
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -286,6 +289,14 @@ class EmbeddedRepository(JobTracking):
         with self._lock:
             rows = self._db.execute("SELECT int_id FROM elements WHERE kind='job' AND deleted=0"
                                     " ORDER BY int_id").fetchall()
+        return [row[0] for row in rows]
+
+    def child_job_ids(self, job_id: int) -> list[int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT int_id FROM elements WHERE kind='job' AND deleted=0 AND"
+                " json_extract(body, '$.parentJobId')=? ORDER BY int_id", (int(job_id),)
+            ).fetchall()
         return [row[0] for row in rows]
 
     def next_int_id(self, tx: _Transaction, kind: str) -> int:

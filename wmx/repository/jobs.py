@@ -4,7 +4,7 @@ Esri defines them, written once over a store's element primitives.
 The embedded store mixes this class in; the WMServer app calls it for every documented write,
 so a write through REST is an ordinary change-tracked repository write. Nothing here knows SQL:
 the store supplies ``transaction``, ``read_record(s)``, ``write_record``, ``next_int_id``,
-``name_taken``, ``read_content`` and ``job_ids``.
+``name_taken``, ``read_content``, ``job_ids`` and ``child_job_ids``.
 """
 
 from __future__ import annotations
@@ -157,10 +157,6 @@ class JobTracking:
 
     def jobs(self) -> list[int]:
         return self.job_ids()
-
-    def child_job_ids(self, job_id: int) -> list[int]:
-        return [Job.from_esri(body).id for _, body in self.read_records("job")
-                if body.get("parentJobId") == job_id]
 
     def _status_id(self, name: str) -> Optional[int]:
         status = self._find_config(JobStatus, name)
