@@ -216,3 +216,25 @@ def test_same_name_configuration_from_two_children_is_renamed_with_suffix(cluste
     with cluster.parent() as parent:
         names = sorted(t.name for t in parent.list_config(JobType))
     assert "Inspection" in names and "Inspection_1" in names
+
+
+def test_large_attachments_travel_in_pages_bounded_by_size(cluster, monkeypatch):
+    from wmx.repository import embedded
+
+    monkeypatch.setattr(embedded, "PAGE_BYTES", 1500)
+    pages = []
+    original = embedded.EmbeddedRepository.changes
+
+    def counting(self, *args, **kwargs):
+        page = original(self, *args, **kwargs)
+        pages.append(sum(len(c.content or b"") for c in page.changes))
+        return page
+
+    monkeypatch.setattr(embedded.EmbeddedRepository, "changes", counting)
+    with cluster.child("Child1") as child:
+        job = child.create_job(1, user=ADMIN)
+        for index in range(4):
+            child.add_attachment(job.id, f"{index}.bin", bytes([index]) * 1000, user=ADMIN)
+    cluster.sync()
+    cluster.assert_converged()
+    assert max(pages) <= 2000, "a page went on after reaching PAGE_BYTES"

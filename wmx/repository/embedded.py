@@ -86,6 +86,23 @@ _SCHEMA = (
 )
 _LOAD_TABLE = "elements_load"
 _LOOKUP_CHUNK = 500
+PAGE_BYTES = 16 * 1024 * 1024
+"""A page stops early once its bodies and attachment bytes reach this size, so pages of large
+attachments stay small in memory and on the wire."""
+_BODY = ROW_FIELDS.index("body")
+
+
+def _bounded(rows: Iterable[tuple], limit: int, offset: int = 0) -> tuple[list[tuple], bool]:
+    """Up to ``limit`` rows, fewer if they reach :data:`PAGE_BYTES`; and whether more may
+    follow. ``offset`` is where the element columns start in each row."""
+    taken: list[tuple] = []
+    size = 0
+    for row in rows:
+        taken.append(row)
+        size += len(row[offset + _BODY] or "") + len(row[offset + _BODY + 1] or b"")
+        if len(taken) >= limit or size >= PAGE_BYTES:
+            return taken, True
+    return taken, False
 
 
 def _now_ms() -> int:
@@ -368,8 +385,9 @@ class EmbeddedRepository(JobTracking):
             if exclude_origin is not None:
                 sql += " AND origin<>?"
                 args.append(exclude_origin)
-            rows = cursor.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
-            if len(rows) == limit:
+            rows, more = _bounded(cursor.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)),
+                                  limit)
+            if more:
                 return ChangePage([Change.from_row(r) for r in rows], rows[-1][-1], True)
             high = cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
         return ChangePage([Change.from_row(r) for r in rows], max(high, since_seq), False)
@@ -516,11 +534,12 @@ class EmbeddedRepository(JobTracking):
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
         with self._read() as db:
-            rows = db.execute(f"SELECT rowid, {_COLUMNS} FROM elements WHERE rowid>?"
-                              " ORDER BY rowid LIMIT ?", (cursor, limit)).fetchall()
+            rows, more = _bounded(db.execute(
+                f"SELECT rowid, {_COLUMNS} FROM elements WHERE rowid>? ORDER BY rowid LIMIT ?",
+                (cursor, limit)), limit, offset=1)
         if not rows:
             return SnapshotPage([], cursor, False)
-        return SnapshotPage([row[1:] for row in rows], rows[-1][0], len(rows) == limit)
+        return SnapshotPage([row[1:] for row in rows], rows[-1][0], more)
 
     def begin_load(self) -> str:
         load_id = str(uuid.uuid4())
