@@ -10,18 +10,23 @@ after the copy began.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Optional
 
 from wmx.engine.cluster import Cluster, Opener, opened
 from wmx.engine.exchange import export_repository
 from wmx.engine.outcome import ChildOutcome, ChildTarget, RunOutcome
-from wmx.repository.base import NodeRecord, Repository, RepositoryError
+from wmx.repository.base import NodeRecord, Repository, RepositoryError, SnapshotPage
 
 log = logging.getLogger("wmx.engine")
 
 DEFAULT_PAGE_SIZE = 5000
+READ_AHEAD_PAGES = 1
+"""Snapshot pages read from the parent ahead of the page being loaded into the child."""
 
 
 def replicate(parent: Repository, targets: list[ChildTarget], open_child: Opener, *,
@@ -60,16 +65,13 @@ def _replicate_child(cluster: Cluster, target: ChildTarget, open_child: Opener,
         load_id = repository.begin_load()
         try:
             resume_from = cluster.parent.info().seq
-            cursor, loaded = 0, 0
-            while True:
-                page = cluster.parent.snapshot(cursor, page_size)
-                if page.rows:
-                    repository.load_rows(load_id, page.rows)
-                    loaded += len(page.rows)
-                cursor = page.cursor
-                log.info("replicate %s: %d rows copied", target.name, loaded)
-                if not page.more:
-                    break
+            loaded = 0
+            with _SnapshotReader(cluster.parent, page_size) as pages:
+                for page in pages:
+                    if page.rows:
+                        repository.load_rows(load_id, page.rows)
+                        loaded += len(page.rows)
+                    log.info("replicate %s: %d rows copied", target.name, loaded)
             info = repository.commit_load(load_id, parent_node_id=cluster.parent_id,
                                           id_block_start=block, new_node_id=new_node_id)
         except BaseException:
@@ -82,6 +84,62 @@ def _replicate_child(cluster: Cluster, target: ChildTarget, open_child: Opener,
                                 pull_seq=info.seq, push_seq=resume_from), last_sync=started)
         child.loaded_rows = loaded
         child.last_sync_time = started
+
+
+class _SnapshotReader:
+    """The parent's snapshot, page by page, read ahead by a background thread so that reading
+    the parent overlaps writing the child (SQLite and the network release the GIL).
+
+    At most :data:`READ_AHEAD_PAGES` pages wait in the queue, so memory stays bounded by a few
+    pages; pages arrive in cursor order; a read error is raised in the consumer. Leaving the
+    ``with`` block (normally or by an exception) stops the thread and waits for it, so the
+    parent is never read after the caller has moved on.
+    """
+
+    def __init__(self, parent: Repository, page_size: int) -> None:
+        self._parent = parent
+        self._page_size = page_size
+        self._pages: queue.Queue = queue.Queue(maxsize=READ_AHEAD_PAGES)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="wmx-snapshot-reader",
+                                        daemon=True)
+
+    def __enter__(self) -> _SnapshotReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __iter__(self) -> Iterator[SnapshotPage]:
+        while True:
+            item = self._pages.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if not item.more:
+                return
+
+    def _read(self) -> None:
+        cursor = 0
+        try:
+            while not self._stop.is_set():
+                page = self._parent.snapshot(cursor, self._page_size)
+                self._put(page)
+                if not page.more:
+                    return
+                cursor = page.cursor
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+
+    def _put(self, item: object) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pages.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
 
 
 def _export_for_disconnected_child(cluster: Cluster, target: ChildTarget, child: ChildOutcome,
