@@ -296,6 +296,11 @@ class EmbeddedRepository(JobTracking):
         if job_guid is not None:
             sql += " AND job_guid=?"
             args += (job_guid,)
+        elif kind in NAMED_KINDS:
+            # Every element of a named kind has a name; saying so lets SQLite search the
+            # elements_name index instead of scanning every element (the REST server lists
+            # users and groups on each request to check privileges).
+            sql += " AND name IS NOT NULL"
         with self._lock:
             rows = self._db.execute(sql + " ORDER BY int_id, seq", args).fetchall()
         return [(guid, codec.loads(body)) for guid, body in rows]

@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from wmx.model import codec
-from wmx.model.changes import Change, ConflictPolicy
+from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy
 from wmx.model.records import (
     NODE_LOCAL_PROPERTIES,
     PRIV_ADMINISTRATOR,
@@ -87,6 +87,8 @@ TOKEN_HEADER = "X-Esri-Authorization"
 RETRY_STATUSES = (502, 503, 504)
 GZIP_LEVEL = 1
 
+_BODY = ROW_FIELDS.index("body")
+_CONTENT = ROW_FIELDS.index("content")
 _FIELD_PARAMS = {field: key for key, field in JOB_PARAMS.items()}
 _ROOT_LISTS: dict[type[Record], str] = {JobStatus: "jobStatuses", Priority: "jobPriorities",
                                         ActivityType: "activityTypes", HoldType: "holdTypes"}
@@ -152,7 +154,8 @@ def _chunks(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
     weight = 0
     for row in rows:
         batch.append(row)
-        weight += sum(len(v) for v in row if isinstance(v, (str, bytes))) * 4 // 3 + 64
+        # body and content dominate a row; base64 inflates content by 4/3, the rest is small
+        weight += len(row[_BODY] or "") + len(row[_CONTENT] or b"") * 4 // 3 + 256
         if len(batch) >= size or weight >= MAX_BATCH_BYTES:
             yield batch
             batch, weight = [], 0
