@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any, Callable, Optional
 import attrs
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import Cluster, make_cluster
+from tests.conftest import ADMIN, Cluster, make_cluster
 from wmx.model.changes import precedence
 from wmx.repository.base import NodeRecord, RepositoryUnavailable
 from wmx.repository.embedded import EmbeddedRepository
@@ -47,20 +48,38 @@ def guarantee_settings(**overrides: Any) -> settings:
     return settings(profile, **overrides)
 
 
+def scratch_folder() -> Optional[str]:
+    """Where property tests put their many short-lived clusters: a RAM disk when there is one
+    (durability is not what they test; the crash tests use ordinary folders)."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
 # --- clusters ----------------------------------------------------------------------------------
 
-_TEMPLATES: dict[int, Cluster] = {}
+_TEMPLATES: dict[tuple[int, int], Cluster] = {}
 _TEMPLATE_LOCK = threading.Lock()
 
 
-def fresh_cluster(folder: Path, children: int) -> Cluster:
+def fresh_cluster(folder: Path, children: int, *, shared_jobs: int = 0) -> Cluster:
     """A replicated parent + ``children`` cluster in ``folder`` (a byte copy of a template made
-    once per session; every copy is an independent cluster)."""
+    once per session; every copy is an independent cluster). ``shared_jobs`` jobs (each with a
+    hold and notes) were created on the parent before replicating, so every repository starts
+    with them."""
     with _TEMPLATE_LOCK:
-        template = _TEMPLATES.get(children)
+        template = _TEMPLATES.get((children, shared_jobs))
         if template is None:
-            root = Path(tempfile.mkdtemp(prefix=f"wmx-template-{children}-"))
-            template = _TEMPLATES[children] = make_cluster(root, children)
+            root = Path(tempfile.mkdtemp(prefix=f"wmx-template-{children}-",
+                                         dir=scratch_folder()))
+            atexit.register(shutil.rmtree, root, True)
+            template = make_cluster(root, children, replicated=False)
+            with template.parent() as parent:
+                for number in range(shared_jobs):
+                    job = parent.create_job(1, user=ADMIN, description=f"shared {number}")
+                    parent.create_hold(job.id, 1, user=ADMIN, comments="shared")
+                    parent.set_notes(job.id, f"shared notes {number}", user=ADMIN)
+            assert template.replicate().status_code == 0
+            _TEMPLATES[(children, shared_jobs)] = template
     return copy_cluster(template, folder)
 
 
@@ -142,6 +161,11 @@ class Ledger:
                 from_here = name != "parent" and self.names.get(origin) == name
                 known[(hlc, origin)] = Version(guid, kind, hlc, origin, bool(deleted), body,
                                                PENDING if from_here else CONSIDERED, name)
+
+    def observe_discards(self) -> int:
+        """:meth:`observe`, returning how many versions have been discarded so far."""
+        self.observe()
+        return sum(v.status == DISCARDED for vs in self.versions.values() for v in vs.values())
 
     def synced(self, child: str) -> None:
         """A sync pulled ``child``: its pending versions reached the parent."""

@@ -17,8 +17,9 @@ import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -31,28 +32,41 @@ from hypothesis.stateful import (
 
 from tests.conftest import ADMIN
 from tests.guarantees_helpers import (
+    HOUR,
     Ledger,
     assert_checkpoints_behind_durable_data,
     fresh_cluster,
     guarantee_settings,
+    named_paths,
+    scratch_folder,
+    skewed_clock,
 )
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
 from wmx.model import codec
 from wmx.model.changes import ConflictPolicy
 from wmx.model.records import ActivityType, HoldType, JobType, User
-from wmx.repository import open_repository
 from wmx.repository.base import InvalidRequest
 from wmx.repository.embedded import EmbeddedRepository
 
 CONFIG_TYPES = {"job type": JobType, "hold type": HoldType, "user": User}
-SHARED_NAMES = ("Survey", "Inspection", "alice", "bob")
+SHARED_NAMES = ("Survey", "alice")
 """A small pool, so the same name is created on different repositories (Esri's ``_1`` rule)."""
 
 picks = st.integers(min_value=0, max_value=10 ** 6)
 places = st.integers(min_value=0, max_value=5)
 words = st.text(max_size=6)
+offsets = st.sampled_from([-5 * HOUR, -HOUR, 0.0, HOUR, 5 * HOUR])
+clock_settings = st.tuples(st.sampled_from(["real", "frozen", "skewed"]),
+                           st.lists(offsets, min_size=6, max_size=6))
+"""Machines' wall clocks: all true; all frozen in the past (pure logical clocks, so stamps
+tie often and the tie-break to the parent is exercised); or hours apart."""
 orders = st.lists(st.integers(min_value=0, max_value=4), min_size=1, max_size=5, unique=True)
+
+
+def frozen_clock() -> float:
+    """A wall clock stopped long ago: every stamp comes from the logical counter."""
+    return 0.0
 
 
 def _pick(items: list, index: int):
@@ -64,26 +78,37 @@ class ReplicationScripts(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.root = Path(tempfile.mkdtemp(prefix="wmx-converge-"))
+        self.root = Path(tempfile.mkdtemp(prefix="wmx-converge-", dir=scratch_folder()))
         self.cluster = None
         self.ledger: Optional[Ledger] = None
 
     # --- set-up and helpers ---------------------------------------------------------------------
 
-    @initialize(children=st.integers(min_value=1, max_value=5))
-    def build_cluster(self, children: int) -> None:
-        self.cluster = fresh_cluster(self.root / "cluster", children)
+    @initialize(children=st.integers(min_value=1, max_value=5), clocks=clock_settings)
+    def build_cluster(self, children: int, clocks: tuple[str, list[float]]) -> None:
+        self.cluster = fresh_cluster(self.root / "cluster", children, shared_jobs=3)
         self.children = list(self.cluster.child_paths)
         self.ledger = Ledger(self.cluster)
+        mode, offsets = clocks
+        event(f"clocks: {mode}")
+        self.walls: dict[str, Callable[[], float]] = {}
+        for (_place, path), offset in zip(named_paths(self.cluster), offsets):
+            if mode == "frozen":
+                self.walls[str(path)] = frozen_clock
+            elif mode == "skewed":
+                self.walls[str(path)] = skewed_clock(offset)
 
     def _place(self, index: int) -> str:
         everyone = ["parent", *self.children]
         return everyone[index % len(everyone)]
 
     def _open(self, place: str) -> EmbeddedRepository:
-        if place == "parent":
-            return self.cluster.parent()
-        return self.cluster.child(place)
+        path = self.cluster.parent_path if place == "parent" else self.cluster.child_paths[place]
+        return self._opener(str(path))
+
+    def _opener(self, location: str) -> EmbeddedRepository:
+        """Opens a repository with the wall clock of its machine (as a script or sync would)."""
+        return EmbeddedRepository(location, wall_clock=self.walls.get(str(location)))
 
     def _order(self, indexes: list[int]) -> list[str]:
         order: list[str] = []
@@ -112,6 +137,11 @@ class ReplicationScripts(RuleBasedStateMachine):
             if job_type_id is not None:
                 repository.create_job(job_type_id, user=ADMIN, description=description)
         self._edit(self._place(place), edit)
+
+    @rule(place=places, job_type=picks, description=words)
+    def create_another_job(self, place, job_type, description):
+        """(Creating jobs twice as often as other edits keeps most edits meaningful.)"""
+        self.create_job(place, job_type, description)
 
     @rule(place=places, job=picks, description=words)
     def update_job(self, place, job, description):
@@ -185,6 +215,12 @@ class ReplicationScripts(RuleBasedStateMachine):
             record = record_type(id=None, name=name, description=f"made on {self._place(place)}")
         self._edit(self._place(place), lambda repository: repository.create_config(record))
 
+    @rule(place=places, kind=st.sampled_from(sorted(CONFIG_TYPES)),
+          name=st.sampled_from(SHARED_NAMES))
+    def create_config_again(self, place, kind, name):
+        """(Twice as often, so that same-name creations on two repositories are common.)"""
+        self.create_config(place, kind, name)
+
     @rule(place=places, kind=st.sampled_from(sorted(CONFIG_TYPES)), pick=picks, text=words)
     def update_config(self, place, kind, pick, text):
         record_type = CONFIG_TYPES[kind]
@@ -214,23 +250,33 @@ class ReplicationScripts(RuleBasedStateMachine):
     @rule(order=orders)
     def replicate_children(self, order):
         names = self._order(order)
-        with self.cluster.parent() as parent:
-            outcome = replicate(parent, self.cluster.targets(names), open_repository)
+        with self._open("parent") as parent:
+            outcome = replicate(parent, self.cluster.targets(names), self._opener)
         assert outcome.status_code == 0, [c.error for c in outcome.children]
         for name in names:
             self.ledger.replicated(name)
-        self.ledger.observe()
+        if self.ledger.observe_discards():
+            event("unsynchronized edits discarded by replicate")
 
     @rule(order=orders, policy=st.sampled_from(ConflictPolicy))
     def sync_children(self, order, policy):
         names = self._order(order)
         self._sync(names, policy)
 
+    @rule(order=orders)
+    def sync_children_again(self, order):
+        """(Syncing twice as often keeps conflicts and renames frequent.)"""
+        self._sync(self._order(order))
+
     def _sync(self, names: list[str], policy: ConflictPolicy = ConflictPolicy.NEWEST) -> None:
-        with self.cluster.parent() as parent:
-            outcome = synchronize(parent, self.cluster.targets(names), open_repository,
+        with self._open("parent") as parent:
+            outcome = synchronize(parent, self.cluster.targets(names), self._opener,
                                   policy=policy)
         assert outcome.status_code == 0, [c.error for c in outcome.children]
+        if outcome.conflicts:
+            event(f"conflicts ({policy.value})")
+        if any(c.pulled.renamed for c in outcome.children):
+            event("renamed with _1")
         for name in names:
             self.ledger.synced(name)
         self.ledger.observe()
@@ -256,10 +302,17 @@ class ReplicationScripts(RuleBasedStateMachine):
         for name, rows in states.items():
             assert rows == parent_rows, f"{name} differs from the parent after one full sync"
         self.ledger.assert_survivors(parent_rows)
+        self.check_configuration_names_are_unique(parent_rows)
         self.check_jobs_as_esri_sees_them()
         seqs = self.cluster.seqs()
         self._sync(self.children)
         assert self.cluster.seqs() == seqs, "a sync with nothing new wrote something"
+
+    @staticmethod
+    def check_configuration_names_are_unique(rows: list[tuple]) -> None:
+        live = [(kind, name) for _g, kind, _i, _j, name, _b, _c, _h, _o, deleted in rows
+                if name is not None and not deleted]
+        assert len(live) == len(set(live)), "two live configuration elements share a name"
 
     def check_jobs_as_esri_sees_them(self) -> None:
         survivors = self.ledger.survivors()
