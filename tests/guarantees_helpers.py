@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -53,6 +54,16 @@ def scratch_folder() -> Optional[str]:
     (durability is not what they test; the crash tests use ordinary folders)."""
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+@contextlib.contextmanager
+def scratch_directory(prefix: str = "wmx-") -> Iterator[Path]:
+    """A temporary folder in :func:`scratch_folder`, removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch_folder()))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # --- clusters ----------------------------------------------------------------------------------

@@ -455,8 +455,11 @@ class EmbeddedRepository(JobTracking):
                    policy: ConflictPolicy, report: ApplyReport) -> Optional[Change]:
         if current is None:
             if self._id_collides(tx, change):
-                report.conflicts.append(self._log_conflict(
-                    tx, change, winner=None, reason="id_collision"))
+                if self._logged_as_loser(tx, change):  # the same version sent again
+                    report.unchanged += 1
+                else:
+                    report.conflicts.append(self._log_conflict(
+                        tx, change, winner=None, reason="id_collision"))
                 return None
             change = self._renamed_if_clashing(tx, change, from_child, report)
             tx.upsert(change, exists=False)
@@ -468,7 +471,8 @@ class EmbeddedRepository(JobTracking):
             report.unchanged += 1
             return None
         conflict = (from_child and detect_since is not None and current[-1] > detect_since
-                    and local.origin != change.origin)
+                    and local.origin != change.origin
+                    and not self._already_consolidated(tx, local, change))
         wins = incoming_wins(local.version, change.version, parent_node, policy, conflict,
                              from_child)
         winner, loser = (change, local) if wins else (local, change)
@@ -490,6 +494,31 @@ class EmbeddedRepository(JobTracking):
         else:
             report.updated += 1
         return winner
+
+    def _logged_as_loser(self, tx: _Transaction, change: Change) -> bool:
+        return tx.cursor.execute(
+            "SELECT 1 FROM conflicts WHERE guid=? AND loser_origin=? AND loser_hlc=?",
+            (change.guid, change.origin, change.hlc)).fetchone() is not None
+
+    def _already_consolidated(self, tx: _Transaction, local: Change, change: Change) -> bool:
+        """A child version sent again (a retry after a lost reply or an interrupted run) that
+        this parent has already dealt with: it lost a conflict (it is in the conflict log), or
+        the local version was made from it (re-stamped for a policy, or renamed ``_N``). Such a
+        re-send is not a new conflict; the precedence order then keeps the local version."""
+        if self._logged_as_loser(tx, change):
+            return True
+        if (local.deleted, local.content) != (change.deleted, change.content):
+            return False
+        if local.body == change.body:
+            return True
+        if not (local.name and change.name and local.name.startswith(f"{change.name}_")
+                and local.name[len(change.name) + 1:].isdigit() and change.body):
+            return False
+        renamed = codec.loads(change.body)
+        for key in ("name", "userName", "key"):
+            if renamed.get(key) == change.name:
+                renamed[key] = local.name
+        return local.body is not None and renamed == codec.loads(local.body)
 
     def _id_collides(self, tx: _Transaction, change: Change) -> bool:
         """A different live element already holds this Esri integer id (never overwritten)."""
