@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN, Cluster
+from tests.conftest import ADMIN, Cluster, make_cluster
 from tests.guarantees_helpers import (
     Crash,
     FaultPlan,
@@ -40,6 +40,8 @@ from wmx.repository.embedded import EmbeddedRepository
 
 PAGE = 4
 """A small page size, so every run has many pages and many checkpoints to be interrupted at."""
+REPLICATE_PAGE = 40
+"""Several snapshot pages and staged loads per child."""
 
 
 def _edited_cluster(folder: Path) -> Cluster:
@@ -137,7 +139,7 @@ def _replicate(cluster: Cluster, plan: FaultPlan | None = None):
                 raise Crash("already dead")
             return FaultyRepository(EmbeddedRepository(location), plan, names[location])
     try:
-        return replicate(parent, cluster.targets(), opener, page_size=PAGE)
+        return replicate(parent, cluster.targets(), opener, page_size=REPLICATE_PAGE)
     finally:
         parent.close()
 
@@ -199,3 +201,93 @@ def test_a_sync_interrupted_at_any_call_ends_like_an_uninterrupted_one_when_run_
         assert len(log) == len(set(log)), f"conflicts logged twice after {plan.fired}"
         assert log == conflicts, f"the conflict log differs after {plan.fired}"
         shutil.rmtree(cluster.folder)
+
+
+# --- replicate ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def never_replicated(scratch) -> Cluster:
+    """A parent with jobs and children that were never replicated (they hold data of their
+    own, which replicate replaces)."""
+    cluster = make_cluster(scratch / "never-replicated", 3, replicated=False)
+    with cluster.parent() as parent:
+        for number in range(6):
+            job = parent.create_job(1, user=ADMIN, description=f"parent job {number}")
+            parent.add_attachment(job.id, "a.bin", bytes(500), user=ADMIN)
+        parent.delete_job(job.id, user=ADMIN)
+    with cluster.child("Child2") as child:
+        local = child.create_config(JobType(id=None, name="Local"))
+        child.create_job(local.id, user=ADMIN, description="local to Child2")
+    return cluster
+
+
+def _replicate_calls(template: Cluster, scratch: Path, label: str) -> tuple[list[str], dict]:
+    cluster = copy_cluster(template, scratch / f"replicate-reference-{label}")
+    counting = FaultPlan()
+    assert _replicate(cluster, counting).status_code == 0
+    cluster.assert_converged()
+    blocks = {}
+    for name in cluster.child_paths:
+        with cluster.child(name) as child:
+            blocks[name] = child.info().id_block_start
+    return counting.calls, blocks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("kind", ["crash", "error"])
+@pytest.mark.parametrize("first_time", [True, False], ids=["first", "again"])
+def test_a_replicate_interrupted_at_any_call_leaves_each_child_whole_and_run_again_completes(
+        edited, never_replicated, scratch, first_time, kind, when):
+    template = never_replicated if first_time else edited
+    calls, blocks = _replicate_calls(template, scratch, f"{first_time}-{kind}-{when}")
+    assert {"Child1.load_rows", "Child3.commit_load", "parent.snapshot"} <= set(calls)
+    before = {name: rows for name, rows in template.states().items() if name != "parent"}
+    for at in range(1, len(calls) + 1):
+        cluster = copy_cluster(template, scratch / f"replicate-{first_time}-{kind}-{when}-{at}")
+        plan = FaultPlan(at=at, when=when, kind=kind)
+        _interrupted(_replicate, cluster, plan)
+        states = cluster.states()
+        parent_rows = states.pop("parent")
+        assert parent_rows == template.states()["parent"], "replicate wrote to the parent"
+        for name, rows in states.items():
+            assert rows in (before[name], parent_rows), \
+                f"{name} was left half-replaced after {plan.fired}"
+        assert_checkpoints_behind_durable_data(cluster)
+
+        outcome = _replicate(cluster)
+
+        assert outcome.status_code == 0, (plan.fired, [c.error for c in outcome.children])
+        cluster.assert_converged()
+        now = {}
+        for name in cluster.child_paths:
+            with cluster.child(name) as child:
+                now[name] = child.info().id_block_start
+        if kind == "crash" or not first_time:
+            assert now == blocks, plan.fired
+        else:  # a child that failed got no block; the others took the next free ones
+            assert len(set(now.values())) == len(now) and 1 not in now.values(), plan.fired
+        assert _sync(cluster).status_code == 0, plan.fired
+        assert_checkpoints_behind_durable_data(cluster)
+        shutil.rmtree(cluster.folder)
+
+
+def test_a_job_id_block_is_never_handed_out_twice_when_a_reply_is_lost(tmp_path):
+    """Found by the replicate fault test: saving Child1's node record succeeded but the reply
+    was lost (a dropped connection to a remote parent); Child1 was reported failed and Child2
+    was given Child1's job-id block, so both children allocated the same job ids."""
+    cluster = make_cluster(tmp_path, 2, replicated=False)
+    counting = FaultPlan()
+    _replicate(copy_cluster(cluster, tmp_path / "reference"), counting)
+    committed = counting.calls.index("Child1.commit_load")
+    at = counting.calls.index("parent.save_node", committed) + 1
+
+    outcome = _replicate(cluster, FaultPlan(at=at, when="after", kind="error"))
+
+    assert [c.status for c in outcome.children] == ["FAILED", "OK"]
+    assert _replicate(cluster).status_code == 0
+    blocks = set()
+    for name in cluster.child_paths:
+        with cluster.child(name) as child:
+            blocks.add(child.info().id_block_start)
+    assert len(blocks) == 2

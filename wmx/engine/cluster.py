@@ -30,6 +30,7 @@ class Cluster:
         self.info = parent.info()
         self.location = location or parent.location
         self.nodes: dict[str, NodeRecord] = {n.node_id: n for n in parent.nodes()}
+        self.handed_out: set[int] = set()
 
     @property
     def parent_id(self) -> str:
@@ -46,13 +47,17 @@ class Cluster:
             self.nodes[node.node_id] = node
 
     def allocate_block(self) -> int:
-        """The lowest id block no node of the cluster uses yet."""
-        used = {node.id_block_start for node in self.nodes.values()}
+        """The lowest id block no node of the cluster uses yet, and that this run has not
+        handed out already (a block stays taken even if recording its node then failed, or
+        succeeded without the parent's reply arriving)."""
+        used = {node.id_block_start for node in self.nodes.values()} | self.handed_out
         used.add(self.info.id_block_start)
         step = 1
         while self.info.id_block_start + step * ID_BLOCK_SIZE in used:
             step += 1
-        return self.info.id_block_start + step * ID_BLOCK_SIZE
+        block = self.info.id_block_start + step * ID_BLOCK_SIZE
+        self.handed_out.add(block)
+        return block
 
     def registered(self, child: NodeInfo, target: ChildTarget) -> NodeRecord:
         """The child's record, checked: it must be a replica made from this parent."""
