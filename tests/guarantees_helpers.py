@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -393,3 +394,40 @@ def skewed_opener(offsets: dict[str, float]) -> Callable[[str], EmbeddedReposito
         return EmbeddedRepository(location, wall_clock=skewed_clock(offset))
 
     return open_repository
+
+
+class SqlInterrupter:
+    """Interrupts SQLite part-way through a statement: the ``at``-th progress tick (one every
+    ``every`` virtual-machine instructions, over every attached repository) aborts the
+    statement running then, and the process is dead from there on (every later statement is
+    aborted too, and the plan's boundary calls crash). ``at=0`` only counts ticks."""
+
+    def __init__(self, plan: FaultPlan, at: int = 0, every: int = 50) -> None:
+        self.plan = plan
+        self.at = at
+        self.every = every
+        self.ticks = 0
+        self.opened: list[EmbeddedRepository] = []
+
+    def attach(self, repository: EmbeddedRepository) -> EmbeddedRepository:
+        self.opened.append(repository)
+        repository._db.set_progress_handler(self._tick, self.every)
+        return repository
+
+    def _tick(self) -> int:
+        if self.plan.dead:
+            return 1
+        self.ticks += 1
+        if self.ticks == self.at:
+            self.plan.dead = True
+            self.plan.fired = f"SQL interrupted at tick {self.ticks} (after {self.plan.calls[-1:]})"
+            return 1
+        return 0
+
+    def release(self) -> None:
+        """What the operating system does for a dead process: close every connection (SQLite
+        rolls back whatever transaction was open)."""
+        for repository in self.opened:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed by the engine
+                repository._db.set_progress_handler(None, 0)
+            repository.close()

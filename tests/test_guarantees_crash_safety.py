@@ -24,6 +24,7 @@ from tests.guarantees_helpers import (
     Crash,
     FaultPlan,
     FaultyRepository,
+    SqlInterrupter,
     assert_checkpoints_behind_durable_data,
     copy_cluster,
     fresh_cluster,
@@ -34,7 +35,6 @@ from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
 from wmx.model import codec
 from wmx.model.records import NAMED_KINDS, HoldType, JobType, User
-from wmx.repository import open_repository
 from wmx.repository.base import RepositoryError
 from wmx.repository.embedded import EmbeddedRepository
 
@@ -109,10 +109,16 @@ def _order_free(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
     return sorted(elements), sorted(names)
 
 
-def _sync(cluster: Cluster, plan: FaultPlan | None = None):
-    """One sync of every child (through injected faults when ``plan`` is given)."""
-    parent = EmbeddedRepository(cluster.parent_path)
-    opener = open_repository
+def _run(engine, cluster: Cluster, plan: FaultPlan | None = None,
+         sql: SqlInterrupter | None = None, **options):
+    """One run of ``engine`` over every child, through injected faults when ``plan`` is
+    given (and SQL interruptions when ``sql`` is)."""
+    def open_plain(location: str) -> EmbeddedRepository:
+        repository = EmbeddedRepository(location)
+        return sql.attach(repository) if sql is not None else repository
+
+    parent = open_plain(str(cluster.parent_path))
+    opener = open_plain
     if plan is not None:
         names = {str(path): name for name, path in cluster.child_paths.items()}
         parent = FaultyRepository(parent, plan, "parent")
@@ -120,28 +126,23 @@ def _sync(cluster: Cluster, plan: FaultPlan | None = None):
         def opener(location: str):
             if plan.dead:
                 raise Crash("already dead")
-            return FaultyRepository(EmbeddedRepository(location), plan, names[location])
+            return FaultyRepository(open_plain(location), plan, names[location])
     try:
-        return synchronize(parent, cluster.targets(), opener, page_size=PAGE)
+        return engine(parent, cluster.targets(), opener, **options)
     finally:
-        parent.close()
+        if sql is not None:
+            sql.release()
+        else:
+            parent.close()
 
 
-def _replicate(cluster: Cluster, plan: FaultPlan | None = None):
-    parent = EmbeddedRepository(cluster.parent_path)
-    opener = open_repository
-    if plan is not None:
-        names = {str(path): name for name, path in cluster.child_paths.items()}
-        parent = FaultyRepository(parent, plan, "parent")
+def _sync(cluster: Cluster, plan: FaultPlan | None = None, sql: SqlInterrupter | None = None):
+    return _run(synchronize, cluster, plan, sql, page_size=PAGE)
 
-        def opener(location: str):
-            if plan.dead:
-                raise Crash("already dead")
-            return FaultyRepository(EmbeddedRepository(location), plan, names[location])
-    try:
-        return replicate(parent, cluster.targets(), opener, page_size=REPLICATE_PAGE)
-    finally:
-        parent.close()
+
+def _replicate(cluster: Cluster, plan: FaultPlan | None = None,
+               sql: SqlInterrupter | None = None):
+    return _run(replicate, cluster, plan, sql, page_size=REPLICATE_PAGE)
 
 
 def _interrupted(run, cluster: Cluster, plan: FaultPlan) -> None:
@@ -291,3 +292,109 @@ def test_a_job_id_block_is_never_handed_out_twice_when_a_reply_is_lost(tmp_path)
         with cluster.child(name) as child:
             blocks.add(child.info().id_block_start)
     assert len(blocks) == 2
+
+
+# --- statements interrupted part-way ----------------------------------------------------------
+
+def _ticks(run, template: Cluster, folder: Path) -> int:
+    cluster = copy_cluster(template, folder)
+    counting = SqlInterrupter(FaultPlan())
+    assert run(cluster, FaultPlan(), counting).status_code == 0
+    return counting.ticks
+
+
+def _sample(total: int, count: int = 60) -> list[int]:
+    step = max(1, total // count)
+    return list(range(1, total + 1, step))
+
+
+@pytest.mark.slow
+def test_a_sync_interrupted_inside_any_statement_ends_like_an_uninterrupted_one(
+        edited, synced_reference, scratch):
+    rows = normalized(synced_reference[0])
+    total = _ticks(_sync, edited, scratch / "sql-sync-count")
+    for at in _sample(total):
+        cluster = copy_cluster(edited, scratch / f"sql-sync-{at}")
+        plan = FaultPlan()
+        with contextlib.suppress(Crash, RepositoryError):
+            _sync(cluster, plan, SqlInterrupter(plan, at))
+        assert plan.fired, f"tick {at} of {total} never came"
+        assert_checkpoints_behind_durable_data(cluster)
+
+        assert _sync(cluster).status_code == 0, plan.fired
+        cluster.assert_converged()
+        assert normalized(cluster.states()["parent"]) == rows, plan.fired
+        assert _conflict_log(cluster) == synced_reference[1], plan.fired
+        shutil.rmtree(cluster.folder)
+
+
+@pytest.mark.slow
+def test_a_replicate_interrupted_inside_any_statement_leaves_each_child_whole(
+        edited, scratch):
+    before = edited.states()
+    total = _ticks(_replicate, edited, scratch / "sql-replicate-count")
+    for at in _sample(total):
+        cluster = copy_cluster(edited, scratch / f"sql-replicate-{at}")
+        plan = FaultPlan()
+        with contextlib.suppress(Crash, RepositoryError):
+            _replicate(cluster, plan, SqlInterrupter(plan, at))
+        assert plan.fired, f"tick {at} of {total} never came"
+        states = cluster.states()
+        for name, rows in states.items():
+            assert rows in (before[name], before["parent"]), \
+                f"{name} was left half-replaced: {plan.fired}"
+        assert_checkpoints_behind_durable_data(cluster)
+
+        assert _replicate(cluster).status_code == 0, plan.fired
+        cluster.assert_converged()
+        shutil.rmtree(cluster.folder)
+
+
+def _abort_statements(repository: EmbeddedRepository, which) -> None:
+    """Make SQLite abort every statement for which ``which(sql)`` is true."""
+    current = {"sql": ""}
+    repository._db.set_trace_callback(lambda sql: current.__setitem__("sql", sql))
+    repository._db.set_progress_handler(lambda: int(bool(which(current["sql"]))), 1)
+
+
+def _cleared(repository: EmbeddedRepository) -> None:
+    repository._db.set_trace_callback(None)
+    repository._db.set_progress_handler(None, 0)
+
+
+def test_a_failed_commit_leaves_the_repository_unchanged_and_usable(tmp_path):
+    """Found by the statement-interruption test: when COMMIT itself failed (an I/O error, a
+    full disk), the error escaped as a raw sqlite3 error and the connection stayed inside the
+    transaction, holding the write lock: every later write of that process (a long-running
+    server) failed as "busy", and no other process could write either."""
+    cluster = make_cluster(tmp_path, 1)
+    with cluster.parent() as parent, cluster.parent() as other:
+        seq = parent.info().seq
+        _abort_statements(parent, lambda sql: sql == "COMMIT")
+        with pytest.raises(RepositoryError):
+            parent.create_job(1, user=ADMIN)
+        _cleared(parent)
+        assert parent.info().seq == seq
+        parent.create_job(1, user=ADMIN)
+        other.create_job(1, user=ADMIN)
+        assert len(other.jobs()) == 2
+
+
+def test_a_statement_sqlite_rolls_back_by_itself_fails_as_a_repository_error(tmp_path):
+    """Found by the statement-interruption test: an aborted INSERT inside a transaction makes
+    SQLite roll the whole transaction back; the ROLLBACK the store then sent failed ("no
+    transaction is active") and that raw sqlite3 error, not a RepositoryError, ended the whole
+    sync instead of failing one child."""
+    cluster = make_cluster(tmp_path, 1)
+    with cluster.child("Child1") as child:
+        job = child.create_job(1, user=ADMIN)
+        changes = child.changes(0, limit=10 ** 6, origin=child.info().node_id).changes
+    with cluster.parent() as parent:
+        seq = parent.info().seq
+        _abort_statements(parent, lambda sql: sql.startswith("INSERT INTO elements"))
+        with pytest.raises(RepositoryError):
+            parent.apply(changes, parent_node=parent.info().node_id)
+        _cleared(parent)
+        assert parent.info().seq == seq
+        parent.apply(changes, parent_node=parent.info().node_id)
+        assert parent.get_job(job.id).guid == job.guid

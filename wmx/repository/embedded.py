@@ -238,7 +238,10 @@ class EmbeddedRepository(JobTracking):
                 raise RepositoryUnavailable(f"{self.location}: {exc}") from exc
             finally:
                 if self._db.in_transaction:
-                    cursor.execute("COMMIT")
+                    try:
+                        cursor.execute("COMMIT")
+                    except sqlite3.Error:  # a read transaction: nothing is lost
+                        self._end_quietly()
 
     @contextlib.contextmanager
     def transaction(self, *, rollback: bool = False) -> Iterator[_Transaction]:
@@ -252,20 +255,29 @@ class EmbeddedRepository(JobTracking):
             try:
                 tx = _Transaction(self, cursor)
                 yield tx
+                if rollback:
+                    cursor.execute("ROLLBACK")
+                    return
+                if tx.seq > tx.seq_start:
+                    cursor.execute("INSERT OR REPLACE INTO seq_marks (seq, at_ms) VALUES (?, ?)",
+                                   (tx.seq, _now_ms()))
+                cursor.execute("UPDATE meta SET value=? WHERE key='clock'",
+                               (str(self.clock.last),))
+                cursor.execute("COMMIT")
             except sqlite3.Error as exc:
-                cursor.execute("ROLLBACK")
+                self._end_quietly()
                 raise RepositoryUnavailable(f"{self.location}: {exc}") from exc
             except BaseException:
-                cursor.execute("ROLLBACK")
+                self._end_quietly()
                 raise
-            if rollback:
-                cursor.execute("ROLLBACK")
-                return
-            if tx.seq > tx.seq_start:
-                cursor.execute("INSERT OR REPLACE INTO seq_marks (seq, at_ms) VALUES (?, ?)",
-                               (tx.seq, _now_ms()))
-            cursor.execute("UPDATE meta SET value=? WHERE key='clock'", (str(self.clock.last),))
-            cursor.execute("COMMIT")
+
+    def _end_quietly(self) -> None:
+        """Roll back whatever transaction is still open — also after a failed COMMIT, which
+        would otherwise leave this connection inside it (and holding the write lock) for good.
+        SQLite may already have rolled back by itself (an aborted statement can do that)."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     # --- element primitives used by JobTracking -----------------------------------------------
 
