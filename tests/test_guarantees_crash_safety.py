@@ -14,8 +14,13 @@ running a large sync or replicate is killed with ``Popen.kill()`` at several mom
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+from random import Random
 
 import pytest
 
@@ -26,6 +31,7 @@ from tests.guarantees_helpers import (
     FaultyRepository,
     SqlInterrupter,
     assert_checkpoints_behind_durable_data,
+    bulk_jobs,
     copy_cluster,
     fresh_cluster,
     normalized,
@@ -398,3 +404,97 @@ def test_a_statement_sqlite_rolls_back_by_itself_fails_as_a_repository_error(tmp
         assert parent.info().seq == seq
         parent.apply(changes, parent_node=parent.info().node_id)
         assert parent.get_job(job.id).guid == job.guid
+
+
+# --- a real process, killed -------------------------------------------------------------------
+
+WORKER = Path(__file__).with_name("guarantees_worker.py")
+KILL_MOMENTS = (0.05, 0.25, 0.5, 0.75, 0.95)
+"""Fractions of an uninterrupted run's duration at which the process is killed (each with a
+random jitter of up to ±10 % of the run)."""
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory) -> Cluster:
+    """A cluster on an ordinary disk where a sync moves thousands of versions each way."""
+    cluster = make_cluster(tmp_path_factory.mktemp("large"), 2)
+    with cluster.parent() as parent:
+        bulk_jobs(parent, 2500, description="parent", notes_bytes=200)
+    with cluster.child("Child1") as child:
+        bulk_jobs(child, 2500, description="child1", notes_bytes=200)
+    with cluster.child("Child2") as child:
+        bulk_jobs(child, 500, description="child2")
+    return cluster
+
+
+def _start_worker(mode: str, cluster: Cluster, page_size: int) -> subprocess.Popen:
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    children = [f"{name}={path}" for name, path in cluster.child_paths.items()]
+    process = subprocess.Popen(
+        [sys.executable, str(WORKER), mode, str(cluster.parent_path), str(page_size),
+         *children], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = process.stdout.readline()
+    if line.strip() != "started":
+        process.kill()
+        raise AssertionError(f"worker did not start: {line!r} {process.stderr.read()}")
+    return process
+
+
+def _run_worker(mode: str, cluster: Cluster, page_size: int) -> float:
+    """Run the worker to the end; return how long the run took after it started."""
+    process = _start_worker(mode, cluster, page_size)
+    started = time.perf_counter()
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, (out, err)
+    return time.perf_counter() - started
+
+
+def _kill_worker(mode: str, cluster: Cluster, page_size: int, delay: float) -> bool:
+    """Start the worker, kill it ``delay`` seconds into its run; True if it was still
+    running."""
+    process = _start_worker(mode, cluster, page_size)
+    try:
+        time.sleep(delay)
+        running = process.poll() is None
+        process.kill()
+        process.wait(timeout=60)
+    finally:
+        process.stdout.close()
+        process.stderr.close()
+    return running
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sync", "replicate"])
+def test_a_process_killed_during_a_large_run_is_repaired_by_running_again(large, tmp_path,
+                                                                          mode):
+    page_size = 250
+    engine = _sync if mode == "sync" else _replicate
+    reference = copy_cluster(large, tmp_path / "reference")
+    duration = _run_worker(mode, reference, page_size)
+    reference.assert_converged()
+    expected = normalized(reference.states()["parent"])
+    before = large.states()
+    random = Random()
+    seed = random.randrange(10 ** 6)
+    random.seed(seed)
+    killed_while_running = 0
+    for number, moment in enumerate(KILL_MOMENTS):
+        cluster = copy_cluster(large, tmp_path / f"killed-{number}")
+        delay = max(0.0, duration * (moment + random.uniform(-0.1, 0.1)))
+        killed_while_running += _kill_worker(mode, cluster, page_size, delay)
+        where = f"killed {delay:.3f} s into a {duration:.3f} s {mode} (seed {seed})"
+        if mode == "replicate":
+            for name, rows in cluster.states().items():
+                assert rows in (before[name], before["parent"]), \
+                    f"{name} was left half-replaced: {where}"
+        assert_checkpoints_behind_durable_data(cluster)
+
+        assert engine(cluster).status_code == 0, where
+
+        cluster.assert_converged()
+        assert normalized(cluster.states()["parent"]) == expected, where
+        shutil.rmtree(cluster.folder)
+    assert killed_while_running >= 3, "the runs ended before they could be killed"
