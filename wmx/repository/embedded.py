@@ -254,6 +254,9 @@ class EmbeddedRepository(JobTracking):
                 raise RepositoryUnavailable(f"{self.location} is busy: {exc}") from None
             try:
                 tx = _Transaction(self, cursor)
+                # Another connection (a sync, another process) may have stamped versions since
+                # this one last wrote: move past them first, so a later edit outranks them.
+                self.clock.observe(int(self._meta("clock", "0") or 0))
                 yield tx
                 if rollback:
                     cursor.execute("ROLLBACK")

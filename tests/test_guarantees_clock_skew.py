@@ -1,0 +1,205 @@
+"""Clock skew: machines whose wall clocks are hours apart neither lose nor resurrect changes.
+
+Every repository stamps writes with a hybrid logical clock that moves past every stamp it
+receives, so an edit made *after* seeing a version always outranks it, however far behind the
+editing machine's clock is. What these tests assert, precisely:
+
+* causality wins: a child 5 h behind that edits a job after receiving the parent's newer
+  version keeps its edit everywhere (no conflict); the parent editing after receiving a version
+  from a child 5 h ahead keeps its edit; a repository held open across a sync is no exception;
+* a stale update does not resurrect a delete: an update made on a node 5 h behind before it
+  saw a delete made elsewhere loses to the delete everywhere (and is kept in the conflict log);
+* genuinely concurrent edits (neither side saw the other) are ordered by the precedence order:
+  the higher stamp wins. So an update made on a node 5 h *ahead*, concurrently with a delete
+  made elsewhere, outranks the delete and the job is live again everywhere (with the delete in
+  the conflict log). That is the documented "newest wins" rule applied to skewed stamps; HLC
+  guarantees causality, not wall-clock fairness between concurrent writers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ADMIN, Cluster
+from tests.guarantees_helpers import HOUR, fresh_cluster, skewed_opener
+from wmx.engine.replicate import replicate
+from wmx.engine.synchronize import synchronize
+from wmx.repository.base import InvalidRequest
+
+BEHIND, AHEAD, ON_TIME = "Child1", "Child2", "Child3"
+
+
+class SkewedCluster:
+    """A cluster whose machines' clocks disagree: opened, edited and synced through one
+    opener, as scripts on those machines would."""
+
+    def __init__(self, cluster: Cluster, offsets: dict[str, float]) -> None:
+        self.cluster = cluster
+        paths = {"parent": cluster.parent_path, **cluster.child_paths}
+        self.paths = {name: str(path) for name, path in paths.items()}
+        self.opener = skewed_opener({self.paths[name]: offset
+                                     for name, offset in offsets.items()})
+
+    def open(self, name: str):
+        return self.opener(self.paths[name])
+
+    def sync(self, names=None):
+        with self.open("parent") as parent:
+            outcome = synchronize(parent, self.cluster.targets(names), self.opener)
+        assert outcome.status_code == 0, [c.error for c in outcome.children]
+        return outcome
+
+    def description(self, name: str, job_id: int):
+        with self.open(name) as repository:
+            return repository.get_job(job_id).description if job_id in repository.jobs() \
+                else None
+
+    def descriptions(self, job_id: int) -> set:
+        return {self.description(name, job_id) for name in self.paths}
+
+
+@pytest.fixture(params=[0.0, -5 * HOUR, 5 * HOUR], ids=["parent-on-time", "parent-behind",
+                                                         "parent-ahead"])
+def skewed(tmp_path, request) -> SkewedCluster:
+    cluster = fresh_cluster(tmp_path / "cluster", 3, shared_jobs=1)
+    return SkewedCluster(cluster, {"parent": request.param, BEHIND: -5 * HOUR,
+                                   AHEAD: 5 * HOUR, ON_TIME: 0.0})
+
+
+def _job(skewed: SkewedCluster) -> int:
+    with skewed.open("parent") as parent:
+        return parent.jobs()[0]
+
+
+def test_an_edit_behind_in_time_made_after_receiving_a_newer_version_wins(skewed):
+    job = _job(skewed)
+    with skewed.open(AHEAD) as ahead:
+        ahead.update_job(job, user=ADMIN, description="from 5 h ahead")
+    skewed.sync()
+    with skewed.open(BEHIND) as behind:
+        assert behind.get_job(job).description == "from 5 h ahead"
+        behind.update_job(job, user=ADMIN, description="from 5 h behind, later")
+
+    outcome = skewed.sync()
+
+    assert outcome.conflicts == []
+    assert skewed.descriptions(job) == {"from 5 h behind, later"}
+    skewed.cluster.assert_converged()
+
+
+def test_the_parent_editing_after_a_sync_outranks_what_it_received(skewed):
+    job = _job(skewed)
+    with skewed.open(AHEAD) as ahead:
+        ahead.update_job(job, user=ADMIN, description="from 5 h ahead")
+    skewed.sync()
+    with skewed.open("parent") as parent:
+        parent.update_job(job, user=ADMIN, description="the parent, later")
+    skewed.sync()
+    assert skewed.descriptions(job) == {"the parent, later"}
+
+
+def test_a_repository_held_open_across_a_sync_orders_its_next_edit_after_it(skewed):
+    """A script (or a server) that keeps a child open while a sync delivers newer versions
+    through another connection must still stamp its next edit after them."""
+    job = _job(skewed)
+    with skewed.open(BEHIND) as behind:  # opened before the sync, kept open
+        behind.info()
+        with skewed.open(AHEAD) as ahead:
+            ahead.update_job(job, user=ADMIN, description="from 5 h ahead")
+        skewed.sync()
+        assert behind.get_job(job).description == "from 5 h ahead"
+
+        behind.update_job(job, user=ADMIN, description="from 5 h behind, later")
+
+    outcome = skewed.sync()
+    assert outcome.conflicts == []
+    assert skewed.descriptions(job) == {"from 5 h behind, later"}
+
+
+def test_a_stale_update_from_behind_does_not_resurrect_a_delete(skewed):
+    job = _job(skewed)
+    with skewed.open(BEHIND) as behind:
+        behind.update_job(job, user=ADMIN, description="stale, made before the delete arrived")
+    with skewed.open(ON_TIME) as on_time:
+        on_time.delete_job(job, user=ADMIN)
+
+    outcome = skewed.sync([ON_TIME, BEHIND, AHEAD])
+
+    assert skewed.descriptions(job) == {None}
+    assert [(c.kind, c.loser_deleted) for c in outcome.conflicts] == [("job", False)]
+    skewed.cluster.assert_converged()
+    with skewed.open(BEHIND) as behind, pytest.raises(InvalidRequest):
+        behind.update_job(job, user=ADMIN, description="too late: the job is gone")
+
+
+def test_a_stale_update_synced_later_does_not_resurrect_a_delete_either(skewed):
+    job = _job(skewed)
+    with skewed.open(BEHIND) as behind:
+        behind.update_job(job, user=ADMIN, description="stale")
+    with skewed.open(ON_TIME) as on_time:
+        on_time.delete_job(job, user=ADMIN)
+    skewed.sync([ON_TIME, AHEAD])
+    skewed.sync([BEHIND])
+    skewed.sync()
+    assert skewed.descriptions(job) == {None}
+    skewed.cluster.assert_converged()
+
+
+def test_an_update_behind_made_after_a_delete_elsewhere_but_before_receiving_it_loses(skewed):
+    """Made later in real time, but on a clock 5 h behind and without having seen the delete:
+    concurrent, and lower in the precedence order, so the delete stands."""
+    job = _job(skewed)
+    with skewed.open(ON_TIME) as on_time:
+        on_time.delete_job(job, user=ADMIN)
+    with skewed.open(BEHIND) as behind:
+        behind.update_job(job, user=ADMIN, description="later, but concurrent and behind")
+    skewed.sync()
+    assert skewed.descriptions(job) == {None}
+
+
+def test_a_concurrent_update_from_ahead_outranks_a_delete_and_the_job_lives(skewed):
+    """Genuinely concurrent, and newer by the precedence order (5 h ahead): the update wins,
+    the delete goes to the conflict log. The job's holds and notes that the delete tombstoned
+    stay deleted: every element is ordered on its own."""
+    job = _job(skewed)
+    with skewed.open(ON_TIME) as on_time:
+        on_time.delete_job(job, user=ADMIN)
+    with skewed.open(AHEAD) as ahead:
+        ahead.update_job(job, user=ADMIN, description="concurrent, 5 h ahead")
+
+    outcome = skewed.sync([ON_TIME, AHEAD, BEHIND])
+
+    assert skewed.descriptions(job) == {"concurrent, 5 h ahead"}
+    assert [(c.kind, c.loser_deleted) for c in outcome.conflicts] == [("job", True)]
+    skewed.cluster.assert_converged()
+    with skewed.open(BEHIND) as behind:
+        assert behind.holds(job) == [] and behind.get_notes(job) == ""
+
+
+def test_new_jobs_and_deletes_on_every_skewed_machine_all_arrive(skewed):
+    created = {}
+    for name in ("parent", BEHIND, AHEAD, ON_TIME):
+        with skewed.open(name) as repository:
+            job = repository.create_job(1, user=ADMIN, description=f"made on {name}")
+            doomed = repository.create_job(1, user=ADMIN)
+            repository.delete_job(doomed.id, user=ADMIN)
+            created[job.id] = f"made on {name}"
+    skewed.sync()
+    for job_id, description in created.items():
+        assert skewed.descriptions(job_id) == {description}
+    skewed.cluster.assert_converged()
+
+
+def test_replicating_from_a_parent_far_ahead_moves_a_child_clock_past_every_copied_stamp(
+        skewed):
+    job = _job(skewed)
+    with skewed.open("parent") as parent:
+        parent.update_job(job, user=ADMIN, description="on the parent")
+        parent_clock = parent.info().clock
+    with skewed.open("parent") as parent:
+        replicate(parent, skewed.cluster.targets([BEHIND]), skewed.opener)
+    with skewed.open(BEHIND) as behind:
+        assert behind.info().clock >= parent_clock
+        behind.update_job(job, user=ADMIN, description="behind, after the copy")
+    skewed.sync()
+    assert skewed.descriptions(job) == {"behind, after the copy"}
