@@ -386,6 +386,32 @@ def test_a_failed_commit_leaves_the_repository_unchanged_and_usable(tmp_path):
         assert len(other.jobs()) == 2
 
 
+def test_an_interrupted_begin_does_not_leave_the_write_lock_held(tmp_path):
+    """Found by the statement-interruption test (tick 56 of a sync, CI 2026-11): a BEGIN
+    IMMEDIATE aborted after it had taken the write lock raised "busy" but left the connection
+    inside the transaction, so every later writer of the repository failed "database is
+    locked" — the re-run of the sync included."""
+    cluster = make_cluster(tmp_path, 1)
+    with cluster.parent() as parent, cluster.parent() as other:
+        for step in range(1, 8):  # abort BEGIN IMMEDIATE at each of its first VM steps
+            ticks = {"sql": "", "n": 0}
+
+            def tick(ticks=ticks, step=step) -> int:
+                if ticks["sql"] != "BEGIN IMMEDIATE":
+                    return 0
+                ticks["n"] += 1
+                return int(ticks["n"] == step)
+
+            parent._db.set_trace_callback(lambda sql, ticks=ticks: ticks.__setitem__("sql", sql))
+            parent._db.set_progress_handler(tick, 1)
+            with contextlib.suppress(RepositoryError):
+                parent.create_job(1, user=ADMIN)
+            _cleared(parent)
+            assert not parent._db.in_transaction, f"step {step}"
+            other.create_job(1, user=ADMIN)
+            parent.create_job(1, user=ADMIN)
+
+
 def test_a_statement_sqlite_rolls_back_by_itself_fails_as_a_repository_error(tmp_path):
     """Found by the statement-interruption test: an aborted INSERT inside a transaction makes
     SQLite roll the whole transaction back; the ROLLBACK the store then sent failed ("no

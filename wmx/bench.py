@@ -150,6 +150,14 @@ def peak_rss_mb() -> Optional[float]:
     """This process's peak resident set size in MB, or None where it cannot be read."""
     if sys.platform == "win32":
         return _windows_peak_rss_mb()
+    try:  # Linux: the high-water mark of this address space only. getrusage's ru_maxrss
+        # would also carry over the parent's peak across fork + exec.
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:
@@ -195,7 +203,15 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def settle() -> None:
+    """Let the write-back of earlier steps (files written, copied, deleted) finish, so that
+    it does not land in the fsyncs of the next measurement."""
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    settle()
     started = time.perf_counter()
     value = action()
     return time.perf_counter() - started, value
@@ -505,7 +521,8 @@ class Bench:
             self.say(f"sync of {args.changes} changed jobs in {info['rows']:,} rows...")
             rng = random.Random(args.seed + 3)
             targets = [ChildTarget(name, str(child))]
-            sync_once(str(parent), targets, args.page_size)  # warm-up (and settle checkpoints)
+            for _ in range(2):  # warm-up (and settle checkpoints)
+                sync_once(str(parent), targets, args.page_size)
             times: list[float] = []
             for _ in range(max(1, args.repeat) + 2):
                 expected = self._change_jobs(parent, child, info["jobs"], rng)
