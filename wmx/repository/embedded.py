@@ -23,6 +23,7 @@ from typing import Any, Optional
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
 from wmx.model.clock import HybridLogicalClock, WallClock
+from wmx.model.guids import new_guid
 from wmx.model.records import ID_BLOCK_SIZE, NAMED_KINDS, Record
 from wmx.repository.base import (
     ApplyReport,
@@ -62,8 +63,11 @@ _ELEMENT_INDEXES = (
     "CREATE INDEX IF NOT EXISTS elements_job ON elements(job_guid) WHERE job_guid IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS elements_name ON elements(kind, name) WHERE name IS NOT NULL",
     # Esri's job JSON lists childJobIds; this finds them without reading every job.
+    # Only jobs that have a parent are in it: the others are never looked up by it, and
+    # leaving them out spares an index write per job update.
     "CREATE INDEX IF NOT EXISTS elements_parent_job ON elements("
-    "json_extract(body, '$.parentJobId')) WHERE kind='job' AND deleted=0",
+    "json_extract(body, '$.parentJobId')) WHERE kind='job' AND deleted=0"
+    " AND json_extract(body, '$.parentJobId') IS NOT NULL",
 )
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -84,6 +88,11 @@ _SCHEMA = (
         winner_hlc INTEGER NOT NULL, loser_origin TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
         loser_deleted INTEGER NOT NULL, loser_body TEXT, reason TEXT NOT NULL)""",
 )
+_KEY_COLUMNS = ROW_FIELDS[1:5]
+"""Indexed columns that an element keeps from version to version (kind, integer id, owning
+job, name). An UPDATE names them only when they change, so SQLite leaves their indexes alone:
+on a large repository every index it does touch costs a random page write per changed row."""
+_VERSION_COLUMNS = ROW_FIELDS[5:]
 _LOAD_TABLE = "elements_load"
 _GUID_KEY = "guid TEXT NOT NULL PRIMARY KEY"
 _STAGED_TABLE = _ELEMENT_TABLE.replace(_GUID_KEY, "guid TEXT NOT NULL")
@@ -148,13 +157,20 @@ class _Transaction:
         self.seq += 1
         return self.seq
 
-    def upsert(self, change: Change, exists: bool) -> None:
+    def upsert(self, change: Change, stored_keys: Optional[Sequence]) -> None:
+        """Write ``change``; ``stored_keys`` are the stored row's :data:`_KEY_COLUMNS` values
+        when the element exists (``None`` inserts it)."""
         seq = self.next_seq()
-        if exists:
+        row = change.to_row()
+        if stored_keys is not None:
+            keys = [(column, value) for column, value, stored
+                    in zip(_KEY_COLUMNS, row[1:1 + len(_KEY_COLUMNS)], stored_keys)
+                    if value != stored]
+            assignments = [f"{column}=?" for column, _ in keys] + [
+                f"{column}=?" for column in (*_VERSION_COLUMNS, "seq")]
             self.cursor.execute(
-                "UPDATE elements SET kind=?, int_id=?, job_guid=?, name=?, body=?, content=?,"
-                " hlc=?, origin=?, deleted=?, seq=? WHERE guid=?",
-                (*change.to_row()[1:], seq, change.guid))
+                f"UPDATE elements SET {', '.join(assignments)} WHERE guid=?",
+                (*(value for _, value in keys), *row[1 + len(_KEY_COLUMNS):], seq, change.guid))
         else:
             self.cursor.execute(
                 f"INSERT INTO elements ({_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -366,14 +382,15 @@ class EmbeddedRepository(JobTracking):
                      job_guid: Optional[str] = None, content: Optional[bytes] = None,
                      deleted: bool = False) -> Change:
         """Write a new local version of an element (a tombstone when ``deleted``)."""
-        guid = guid or record.guid or str(uuid.uuid4())
-        exists = tx.cursor.execute("SELECT 1 FROM elements WHERE guid=?", (guid,)).fetchone()
+        guid = guid or record.guid or new_guid()
+        stored_keys = tx.cursor.execute(
+            f"SELECT {', '.join(_KEY_COLUMNS)} FROM elements WHERE guid=?", (guid,)).fetchone()
         change = Change(
             guid=guid, kind=record.KIND, hlc=self.clock.now(), origin=self._node_id(),
             deleted=deleted, int_id=record.int_id, job_guid=job_guid,
             name=record.unique_name if record.KIND in NAMED_KINDS else None,
             body=codec.dumps(record.to_esri()), content=content)
-        tx.upsert(change, exists=bool(exists))
+        tx.upsert(change, stored_keys)
         return change
 
     def name_taken(self, tx: _Transaction, kind: str, name: str, guid: str) -> bool:
@@ -491,7 +508,7 @@ class EmbeddedRepository(JobTracking):
                         tx, change, winner=None, reason="id_collision"))
                 return None
             change = self._renamed_if_clashing(tx, change, from_child, report)
-            tx.upsert(change, exists=False)
+            tx.upsert(change, None)
             report.inserted += not change.deleted
             report.deleted += change.deleted
             return change
@@ -517,7 +534,7 @@ class EmbeddedRepository(JobTracking):
             return None
         if not winner.deleted:
             winner = self._renamed_if_clashing(tx, winner, from_child, report)
-        tx.upsert(winner, exists=True)
+        tx.upsert(winner, current[1:1 + len(_KEY_COLUMNS)])
         if winner.deleted and not local.deleted:
             report.deleted += 1
         else:

@@ -15,6 +15,7 @@ from typing import Any, Optional, TypeVar, Union
 
 import attrs
 
+from wmx.model.guids import new_guid
 from wmx.model.records import (
     CONFIG_RECORDS,
     JOB_RECORDS,
@@ -89,7 +90,7 @@ class JobTracking:
             if record.ID_FIELD and getattr(record, record.ID_FIELD) is None:
                 record = attrs.evolve(record, **{record.ID_FIELD:
                                                  self.next_int_id(tx, record.KIND)})
-            guid = guid or record.guid or str(uuid.uuid4())
+            guid = guid or record.guid or new_guid()
             if record.unique_name is not None and self.name_taken(
                     tx, record.KIND, record.unique_name, guid):
                 raise InvalidRequest(f"A {record.KIND} named {record.unique_name!r} exists")

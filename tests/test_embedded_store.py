@@ -1,0 +1,73 @@
+"""The embedded store's write path: new GUIDs and what an update rewrites.
+
+Both are about the cost of a sync on a large repository (SPEC §4: it must follow the number of
+changes, not the repository's size): every index an UPDATE touches and every random GUID an
+INSERT adds costs one more random page write per changed row.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tests.conftest import ADMIN
+from wmx.model.guids import new_guid
+from wmx.model.records import JobType
+
+
+def test_new_guids_are_version_7_unique_and_ordered_by_creation_time():
+    first = [new_guid() for _ in range(2000)]
+    time.sleep(0.002)
+    later = new_guid()
+    parsed = [uuid.UUID(guid) for guid in first]
+    assert {guid.version for guid in parsed} == {7}
+    assert {guid.variant for guid in parsed} == {uuid.RFC_4122}
+    assert len(set(first)) == len(first)
+    assert all(guid == str(value) for guid, value in zip(first, parsed))  # canonical text
+    assert max(first) < later  # a later millisecond sorts after every earlier GUID
+
+
+def test_elements_created_locally_get_time_ordered_guids(cluster):
+    with cluster.parent() as parent:
+        job = parent.create_job(1, user=ADMIN)
+        job_type = parent.create_config(JobType(id=None, name="Survey"))
+    assert uuid.UUID(job.guid).version == 7
+    assert uuid.UUID(job_type.guid).version == 7
+
+
+def _updates_made_by(repository, action) -> list[str]:
+    statements: list[str] = []
+    repository._db.set_trace_callback(statements.append)
+    try:
+        action()
+    finally:
+        repository._db.set_trace_callback(None)
+    return [sql for sql in statements if sql.startswith("UPDATE elements")]
+
+
+def test_an_update_leaves_unchanged_key_columns_and_their_indexes_alone(cluster):
+    with cluster.parent() as parent:
+        job = parent.create_job(1, user=ADMIN)
+        updates = _updates_made_by(
+            parent, lambda: parent.update_job(job.id, user=ADMIN, description="edited"))
+        assert updates, "the edit should update the job's row"
+        assignments = updates[0].split(" SET ")[1].split(" WHERE ")[0]
+        for column in ("kind=", "int_id=", "job_guid=", "name="):
+            assert column not in assignments
+        assert parent.get_job(job.id).description == "edited"
+
+
+def test_a_rename_updates_the_name_and_lookups_by_name_follow_it(cluster):
+    with cluster.parent() as parent:
+        parent.create_config(JobType(id=None, name="Survey"))
+        updates = _updates_made_by(
+            parent, lambda: parent.update_config(JobType, "Survey", name="Field survey"))
+        assert "name=" in updates[0]
+        assert parent.get_config(JobType, "Field survey").name == "Field survey"
+        assert parent._find_config(JobType, "Survey") is None
+    outcome = cluster.sync()
+    assert outcome.status_code == 0
+    with cluster.child("Child1") as child:
+        assert child.get_config(JobType, "Field survey").name == "Field survey"
+        assert child._find_config(JobType, "Survey") is None
+    cluster.assert_converged()
