@@ -1,11 +1,14 @@
 """Machinery shared by the replication-guarantee tests (``tests/test_guarantees_*.py``).
 
 * hypothesis profiles: ``wmx-guarantees`` (the default, CI-sized run) and
-  ``wmx-guarantees-long`` (selected with the environment variable ``WMX_LONG=1``);
+  ``wmx-guarantees-long`` (selected with the environment variable ``WMX_LONG=1``), and the
+  same pair for tests whose repositories are behind real servers (``-http``, fewer examples);
 * clusters copied from a per-session template, so a property test can afford hundreds;
 * a ledger of every element version ever observed, which knows the version that must survive;
 * the checkpoint invariant (no checkpoint is ever ahead of durable data);
-* fault injection: repositories and openers that crash or fail at the N-th call;
+* fault injection: repositories and openers that crash or fail at the N-th call (or let
+  other connections edit before each call);
+* a sync or replicate in a process of its own (to kill, or to race);
 * openers for children whose wall clocks are skewed.
 """
 
@@ -16,6 +19,8 @@ import contextlib
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -27,7 +32,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.conftest import ADMIN, Cluster, make_cluster
 from wmx.model.changes import precedence
-from wmx.repository.base import NodeRecord, RepositoryUnavailable
+from wmx.repository.base import NodeRecord, Repository, RepositoryUnavailable
 from wmx.repository.embedded import EmbeddedRepository
 
 # --- hypothesis profiles ---------------------------------------------------------------------
@@ -43,10 +48,19 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                            HealthCheck.filter_too_much])
 
+settings.register_profile("wmx-guarantees-http", settings.get_profile("wmx-guarantees"),
+                          max_examples=40)
+settings.register_profile("wmx-guarantees-http-long",
+                          settings.get_profile("wmx-guarantees-long"), max_examples=1000)
+"""Profiles of the tests whose repositories are behind real servers: every engine call and
+every edit is an HTTP request, so an example costs far more (40 cost some 15-30 s here)."""
 
-def guarantee_settings(**overrides: Any) -> settings:
-    """The guarantee profile for this run (long with ``WMX_LONG=1``), with overrides."""
-    profile = settings.get_profile("wmx-guarantees-long" if LONG else "wmx-guarantees")
+
+def guarantee_settings(*, http: bool = False, **overrides: Any) -> settings:
+    """The guarantee profile for this run (long with ``WMX_LONG=1``; ``http``: the profile of
+    tests whose repositories are behind real servers), with overrides."""
+    name = "wmx-guarantees-http" if http else "wmx-guarantees"
+    profile = settings.get_profile(f"{name}-long" if LONG else name)
     return settings(profile, **overrides)
 
 
@@ -307,6 +321,9 @@ class FaultPlan:
     and the caller never hears back. ``kind='crash'`` kills the whole run (every later call
     fails too); ``kind='error'`` is one failed call (a dropped connection) the engine may
     recover from.
+
+    ``between`` (optional) is called with each call's label just before the call is made:
+    the concurrent-writer tests use it to let other connections edit between engine calls.
     """
 
     at: int = 0
@@ -315,6 +332,7 @@ class FaultPlan:
     calls: list[str] = attrs.Factory(list)
     dead: bool = False
     fired: Optional[str] = None
+    between: Optional[Callable[[str], None]] = None
 
     def _fail(self) -> None:
         if self.kind == "crash":
@@ -326,6 +344,8 @@ class FaultPlan:
         if self.dead:
             raise Crash("already dead")
         self.calls.append(label)
+        if self.between is not None:
+            self.between(label)
         hit = len(self.calls) == self.at
         if hit:
             self.fired = f"{self.when} {label}"
@@ -340,7 +360,7 @@ class FaultPlan:
 class FaultyRepository:
     """A repository whose protocol calls go through a :class:`FaultPlan`."""
 
-    def __init__(self, inner: EmbeddedRepository, plan: FaultPlan, label: str) -> None:
+    def __init__(self, inner: Repository, plan: FaultPlan, label: str) -> None:
         self._inner = inner
         self._plan = plan
         self._label = label
@@ -431,6 +451,28 @@ class SqlInterrupter:
             with contextlib.suppress(sqlite3.ProgrammingError):  # closed by the engine
                 repository._db.set_progress_handler(None, 0)
             repository.close()
+
+
+# --- a sync or replicate in another process ---------------------------------------------------
+
+WORKER = Path(__file__).with_name("guarantees_worker.py")
+
+
+def start_worker(mode: str, cluster: Cluster, page_size: int) -> subprocess.Popen:
+    """Start ``guarantees_worker.py`` (one ``sync`` or ``replicate`` of ``cluster`` in a process
+    of its own) and wait until it has opened the parent and begun."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    children = [f"{name}={path}" for name, path in cluster.child_paths.items()]
+    process = subprocess.Popen(
+        [sys.executable, str(WORKER), mode, str(cluster.parent_path), str(page_size),
+         *children], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    line = process.stdout.readline()
+    if line.strip() != "started":
+        process.kill()
+        raise AssertionError(f"worker did not start: {line!r} {process.stderr.read()}")
+    return process
 
 
 # --- bulk data ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""A process for the crash-safety tests to kill: runs one Replicate or Synchronize of embedded
-repositories and exits. ``tests/test_guarantees_crash_safety.py`` starts it with
-``sys.executable``, waits for the ``started`` line, and kills it with ``Popen.kill()`` (works the
-same on Windows and Linux: no fork, no signal handling).
+"""A process for the crash-safety tests to kill (and for the concurrent-writer tests to race):
+runs one Replicate or Synchronize of embedded repositories and exits.
+``tests/test_guarantees_crash_safety.py`` starts it with ``sys.executable``, waits for the
+``started`` line, and kills it with ``Popen.kill()`` (works the same on Windows and Linux: no
+fork, no signal handling).
 
 Usage: ``python guarantees_worker.py sync|replicate PARENT PAGE_SIZE NAME=PATH...``
 """

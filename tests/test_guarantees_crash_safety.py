@@ -14,10 +14,7 @@ running a large sync or replicate is killed with ``Popen.kill()`` at several mom
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from random import Random
@@ -36,6 +33,7 @@ from tests.guarantees_helpers import (
     fresh_cluster,
     normalized,
     scratch_directory,
+    start_worker,
 )
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
@@ -434,7 +432,6 @@ def test_a_statement_sqlite_rolls_back_by_itself_fails_as_a_repository_error(tmp
 
 # --- a real process, killed -------------------------------------------------------------------
 
-WORKER = Path(__file__).with_name("guarantees_worker.py")
 KILL_MOMENTS = (0.05, 0.25, 0.5, 0.75, 0.95)
 """Fractions of an uninterrupted run's duration at which the process is killed (each with a
 random jitter of up to ±10 % of the run)."""
@@ -453,24 +450,9 @@ def large(tmp_path_factory) -> Cluster:
     return cluster
 
 
-def _start_worker(mode: str, cluster: Cluster, page_size: int) -> subprocess.Popen:
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [root, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    children = [f"{name}={path}" for name, path in cluster.child_paths.items()]
-    process = subprocess.Popen(
-        [sys.executable, str(WORKER), mode, str(cluster.parent_path), str(page_size),
-         *children], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    line = process.stdout.readline()
-    if line.strip() != "started":
-        process.kill()
-        raise AssertionError(f"worker did not start: {line!r} {process.stderr.read()}")
-    return process
-
-
 def _run_worker(mode: str, cluster: Cluster, page_size: int) -> float:
     """Run the worker to the end; return how long the run took after it started."""
-    process = _start_worker(mode, cluster, page_size)
+    process = start_worker(mode, cluster, page_size)
     started = time.perf_counter()
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, (out, err)
@@ -480,7 +462,7 @@ def _run_worker(mode: str, cluster: Cluster, page_size: int) -> float:
 def _kill_worker(mode: str, cluster: Cluster, page_size: int, delay: float) -> bool:
     """Start the worker, kill it ``delay`` seconds into its run; True if it was still
     running."""
-    process = _start_worker(mode, cluster, page_size)
+    process = start_worker(mode, cluster, page_size)
     try:
         time.sleep(delay)
         running = process.poll() is None
