@@ -7,6 +7,7 @@ INSERT adds costs one more random page write per changed row.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -71,3 +72,29 @@ def test_a_rename_updates_the_name_and_lookups_by_name_follow_it(cluster):
         assert child.get_config(JobType, "Field survey").name == "Field survey"
         assert child._find_config(JobType, "Survey") is None
     cluster.assert_converged()
+
+
+def test_an_edit_racing_another_writer_keeps_both_changes(cluster):
+    """Found in review of the concurrent-writer tests: ``update_job`` read the job before its
+    write transaction began, so a version written in between (by a sync, or another request
+    to the same server) was overwritten by one built on the old read, with a newer stamp —
+    the other writer's change was lost everywhere."""
+    with cluster.parent() as script, cluster.parent() as other:
+        job = script.create_job(1, user=ADMIN)
+        read_job = script.get_job
+        racers: list[threading.Thread] = []
+
+        def read_then_let_the_other_writer_in(job_id: int):
+            found = read_job(job_id)
+            racer = threading.Thread(target=other.update_job, args=(job_id,),
+                                     kwargs={"user": ADMIN, "name": "renamed elsewhere"})
+            racer.start()
+            racer.join(timeout=0.5)  # it waits for the write lock, if the edit holds it
+            racers.append(racer)
+            return found
+
+        script.get_job = read_then_let_the_other_writer_in
+        script.update_job(job.id, user=ADMIN, description="edited here")
+        racers[0].join()
+        final = other.get_job(job.id)
+        assert (final.name, final.description) == ("renamed elsewhere", "edited here")

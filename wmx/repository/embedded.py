@@ -69,6 +69,9 @@ _ELEMENT_INDEXES = (
     "json_extract(body, '$.parentJobId')) WHERE kind='job' AND deleted=0"
     " AND json_extract(body, '$.parentJobId') IS NOT NULL",
 )
+_MALFORMED_JSON = "malformed JSON"
+"""SQLite's error when that index reads a job body that is not JSON (a replicated row):
+the data is refused, the store is not unavailable."""
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     _ELEMENT_TABLE.format(table="elements"),
@@ -187,6 +190,7 @@ class EmbeddedRepository(JobTracking):
         if not self.path.is_file():
             raise RepositoryNotFound(f"Repository {self.location} does not exist")
         self._lock = threading.RLock()
+        self._open_transaction: Optional[_Transaction] = None
         try:
             self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -273,8 +277,14 @@ class EmbeddedRepository(JobTracking):
 
     @contextlib.contextmanager
     def transaction(self, *, rollback: bool = False) -> Iterator[_Transaction]:
-        """A write transaction; ``rollback=True`` runs it and throws it away (dry runs)."""
+        """A write transaction; ``rollback=True`` runs it and throws it away (dry runs).
+
+        Re-entrant: opened inside another one on this connection, it joins the outer
+        transaction, so a read-modify-write made of smaller writes commits as one."""
         with self._lock:
+            if self._open_transaction is not None:
+                yield self._open_transaction
+                return
             cursor = self._db.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
@@ -283,7 +293,7 @@ class EmbeddedRepository(JobTracking):
                 self._end_quietly()
                 raise RepositoryUnavailable(f"{self.location} is busy: {exc}") from None
             try:
-                tx = _Transaction(self, cursor)
+                tx = self._open_transaction = _Transaction(self, cursor)
                 # Another connection (a sync, another process) may have stamped versions since
                 # this one last wrote: move past them first, so a later edit outranks them.
                 self.clock.observe(int(self._meta("clock", "0") or 0))
@@ -299,10 +309,14 @@ class EmbeddedRepository(JobTracking):
                 cursor.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._end_quietly()
+                if str(exc) == _MALFORMED_JSON:
+                    raise InvalidRequest("An element body is not valid JSON") from None
                 raise RepositoryUnavailable(f"{self.location}: {exc}") from exc
             except BaseException:
                 self._end_quietly()
                 raise
+            finally:
+                self._open_transaction = None
 
     def _end_quietly(self) -> None:
         """Roll back whatever transaction is still open — also after a failed COMMIT, which

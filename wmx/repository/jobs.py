@@ -9,9 +9,10 @@ the store supplies ``transaction``, ``read_record(s)``, ``write_record``, ``next
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import attrs
 
@@ -44,6 +45,7 @@ from wmx.model.records import (
 from wmx.repository.base import InvalidRequest
 
 R = TypeVar("R", bound=Record)
+F = TypeVar("F", bound=Callable[..., Any])
 ConfigKey = Union[int, str]
 
 NOTES_NAMESPACE = uuid.UUID("8f0c3f0e-5a53-4c3e-9d1f-6f2f3c1d7a10")
@@ -52,6 +54,17 @@ JOB_EDITABLE = frozenset(attrs.fields_dict(Job)) - {"id", "guid", "created_by", 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _atomic(method: F) -> F:
+    """Run a read-modify-write in one write transaction: what it read cannot be replaced by a
+    sync (or another request) before it writes, which would overwrite that newer version with
+    one built on the old. Transactions opened inside join this one."""
+    @functools.wraps(method)
+    def in_one_transaction(self: JobTracking, *args: Any, **kwargs: Any) -> Any:
+        with self.transaction():
+            return method(self, *args, **kwargs)
+    return in_one_transaction  # type: ignore[return-value]
 
 
 def notes_guid(job_guid: str) -> str:
@@ -100,6 +113,7 @@ class JobTracking:
             self.write_record(tx, record, guid=guid)
         return record
 
+    @_atomic
     def update_config(self, record_type: type[R], key: ConfigKey, **fields: Any) -> R:
         current = self.get_config(record_type, key)
         updated = attrs.evolve(current, **fields)
@@ -110,6 +124,7 @@ class JobTracking:
             self.write_record(tx, updated, guid=current.guid)
         return updated
 
+    @_atomic
     def delete_config(self, record_type: type[R], key: ConfigKey) -> None:
         current = self.get_config(record_type, key)
         with self.transaction() as tx:
@@ -120,6 +135,7 @@ class JobTracking:
         properties["JOB_ID_START_VALUE"] = str(self.info().id_block_start)
         return properties
 
+    @_atomic
     def set_config_property(self, key: str, value: str) -> None:
         key = key.upper()
         if key in NODE_LOCAL_PROPERTIES:
@@ -163,6 +179,7 @@ class JobTracking:
         status = self._find_config(JobStatus, name)
         return status.id if status else None
 
+    @_atomic
     def create_job(self, job_type_id: int, *, user: str, id: Optional[int] = None,
                    **fields: Any) -> Job:
         """Esri's ``jobs/create``: defaults from the job type, history entry, new id."""
@@ -189,6 +206,7 @@ class JobTracking:
             self._log(tx, job, "CreateJob", user, f"Created job {job.id}")
         return job
 
+    @_atomic
     def update_job(self, job_id: int, *, user: str, **fields: Any) -> Job:
         unknown = set(fields) - JOB_EDITABLE
         if unknown:
@@ -198,6 +216,7 @@ class JobTracking:
             self.write_record(tx, job, guid=job.guid)
         return job
 
+    @_atomic
     def assign_job(self, job_id: int, *, user: str, assigned_type: int,
                    assigned_to: Optional[str]) -> Job:
         job = attrs.evolve(self.get_job(job_id), assigned_type=int(assigned_type),
@@ -207,6 +226,7 @@ class JobTracking:
             self._log(tx, job, "AssignJob", user, f"Assigned to {assigned_to or 'nobody'}")
         return job
 
+    @_atomic
     def close_job(self, job_id: int, *, user: str) -> Job:
         job = attrs.evolve(self.get_job(job_id), stage=STAGE_CLOSED, end_date=_utcnow(),
                            status=self._status_id("Closed"), percentage_complete=100)
@@ -215,6 +235,7 @@ class JobTracking:
             self._log(tx, job, "CloseJob", user, f"Closed job {job.id}")
         return job
 
+    @_atomic
     def reopen_job(self, job_id: int, *, user: str) -> Job:
         job = attrs.evolve(self.get_job(job_id), stage=STAGE_READY, end_date=None,
                            status=self._status_id("Ready To Work"))
@@ -223,6 +244,7 @@ class JobTracking:
             self._log(tx, job, "ReopenJob", user, f"Reopened job {job.id}")
         return job
 
+    @_atomic
     def delete_job(self, job_id: int, *, user: str) -> None:
         """Tombstone the job and everything that belongs to it; the deletes replicate."""
         job = self.get_job(job_id)
@@ -246,6 +268,7 @@ class JobTracking:
                 return record
         raise InvalidRequest(f"{record_type.__name__} {child_id} of job {job_id} does not exist")
 
+    @_atomic
     def _add_child(self, job_id: int, record_type: type[R], content: Optional[bytes] = None,
                    **fields: Any) -> R:
         job_guid, _ = self._job_entry(job_id)
@@ -260,6 +283,7 @@ class JobTracking:
                           fields.get("hold_comments", ""))
         return record
 
+    @_atomic
     def _save_child(self, job_id: int, record: Record, *, deleted: bool = False) -> None:
         job_guid, _ = self._job_entry(job_id)
         with self.transaction() as tx:
@@ -273,6 +297,7 @@ class JobTracking:
     def get_hold(self, job_id: int, hold_id: int) -> Hold:
         return self._child(job_id, Hold, hold_id)
 
+    @_atomic
     def create_hold(self, job_id: int, hold_type_id: int, *, user: str,
                     comments: str = "") -> Hold:
         if self.read_record("hold_type", int_id=int(hold_type_id)) is None:
@@ -280,6 +305,7 @@ class JobTracking:
         return self._add_child(job_id, Hold, type=int(hold_type_id), held_by=user,
                                hold_date=_utcnow(), hold_comments=comments)
 
+    @_atomic
     def release_hold(self, job_id: int, hold_id: int, *, user: str, comments: str = "") -> Hold:
         hold = self.get_hold(job_id, hold_id)
         if hold.release_date is not None:
@@ -294,6 +320,7 @@ class JobTracking:
         found = self.read_record("notes", guid=notes_guid(guid))
         return found[1].get("notes", "") if found else ""
 
+    @_atomic
     def set_notes(self, job_id: int, notes: str, *, user: str) -> None:
         job_guid, _ = self._job_entry(job_id)
         with self.transaction() as tx:
@@ -304,6 +331,7 @@ class JobTracking:
         return sorted(self._children(job_id, Activity),
                       key=lambda a: (a.date or datetime.min.replace(tzinfo=timezone.utc)))
 
+    @_atomic
     def log_action(self, job_id: int, activity_type_id: int, *, user: str,
                    comments: str = "") -> Activity:
         activity_type = self._find_config(ActivityType, int(activity_type_id))
@@ -338,12 +366,14 @@ class JobTracking:
         attachment = self._child(job_id, Attachment, attachment_id)
         return self.read_content(attachment.guid) or b""
 
+    @_atomic
     def delete_attachment(self, job_id: int, attachment_id: int, *, user: str) -> None:
         self._save_child(job_id, self._child(job_id, Attachment, attachment_id), deleted=True)
 
     def dependencies(self, job_id: int) -> list[Dependency]:
         return self._children(job_id, Dependency)
 
+    @_atomic
     def add_dependency(self, job_id: int, dep_job_id: int, *, user: str, held_on_type: int = 3,
                        held_on_value: int = 0, dep_on_type: int = 3,
                        dep_on_value: int = 0) -> Dependency:
@@ -352,6 +382,7 @@ class JobTracking:
                                held_on_type=held_on_type, held_on_value=held_on_value,
                                dep_on_type=dep_on_type, dep_on_value=dep_on_value)
 
+    @_atomic
     def delete_dependency(self, job_id: int, dependency_id: int, *, user: str) -> None:
         self._save_child(job_id, self._child(job_id, Dependency, dependency_id), deleted=True)
 
@@ -363,6 +394,7 @@ class JobTracking:
         return self._add_child(job_id, ExtendedPropertyRecord, table_name=table_name,
                                values=dict(values))
 
+    @_atomic
     def update_extended_property(self, job_id: int, record_id: int, values: dict, *,
                                  user: str) -> ExtendedPropertyRecord:
         record = self._child(job_id, ExtendedPropertyRecord, record_id)
@@ -370,6 +402,7 @@ class JobTracking:
         self._save_child(job_id, record)
         return record
 
+    @_atomic
     def delete_extended_property(self, job_id: int, record_id: int, *, user: str) -> None:
         self._save_child(job_id, self._child(job_id, ExtendedPropertyRecord, record_id),
                          deleted=True)
