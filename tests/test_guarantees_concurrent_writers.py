@@ -62,9 +62,11 @@ from wmx.server.run import ServerThread
 PAGE = 4
 """Lock-step runs: a small page, so a sync has many pages and checkpoints to edit between."""
 EVERY_CALL_PAGE = 25
-"""Runs with edits before every call: a sync reads a feed until it is exhausted, so its pages
-must outgrow what the writers add between two reads of one feed (three rounds of one edit,
-each up to two versions, per repository), or it would chase the writers for ever."""
+"""Runs with edits before every call, with pages larger than what the writers add between two
+reads of one feed (three rounds of one edit, each up to two versions, per repository)."""
+CHASE_LIMIT = 1000
+"""Turns after which the writers that outpace a sync stop, so that a sync chasing them (the
+bug) ends too, and the test can fail rather than hang."""
 LARGE_PAGE = 50
 EDITS_PER_ROUND = 6
 """One round of a writer: a new job, an edit, notes, a hold, a release, a deletion (the
@@ -396,6 +398,29 @@ def test_edits_landing_between_every_two_calls_of_a_sync_travel_in_it_or_the_nex
     assert_succeeded(outcome)
     check_after_concurrent_run(cluster, writers, jobs_before,
                                lambda: sync_embedded(cluster, EVERY_CALL_PAGE))
+
+
+def test_writers_faster_than_the_sync_cannot_keep_it_running(tmp_path):
+    """Found by the concurrent-writer tests: each phase read its feed until it was empty, so
+    writers adding more than a page between two reads kept a sync reading for as long as they
+    wrote. A phase now stops at the log head it saw when it began."""
+    cluster = edited_cluster(tmp_path / "cluster")
+    jobs_before = all_job_ids(cluster)
+    writers = embedded_writers(cluster, ["parent", "Child1", "Child2"], seed=2)
+
+    def outpace(_label: str) -> None:
+        if len(plan.calls) <= CHASE_LIMIT:
+            turn(writers, 2)  # up to 4 versions per repository: a page of PAGE is behind
+
+    with writing(writers):
+        plan = FaultPlan(between=outpace)
+        outcome = sync_embedded(cluster, PAGE, plan)
+
+    # Bounded, this run makes about 270 calls; chasing the writers, about 2,800.
+    assert len(plan.calls) < CHASE_LIMIT / 2, "the sync chased the writers"
+    assert_succeeded(outcome)
+    check_after_concurrent_run(cluster, writers, jobs_before,
+                               lambda: sync_embedded(cluster, PAGE))
 
 
 # --- free-running ------------------------------------------------------------------------------

@@ -11,16 +11,25 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Optional
 
+import attrs
+
 from wmx.repository.base import ChangePage, Repository
 
 
 def change_pages(repository: Repository, since_seq: int, *, page_size: int,
                  origin: Optional[str] = None, exclude_origin: Optional[str] = None,
-                 since_time: Optional[datetime] = None) -> Iterator[ChangePage]:
-    """Yield pages until the feed is exhausted (the last page has ``more == False``)."""
+                 since_time: Optional[datetime] = None,
+                 until_seq: Optional[int] = None) -> Iterator[ChangePage]:
+    """Yield pages until the feed is exhausted (the last page has ``more == False``).
+
+    With ``until_seq`` (the log head when the reader started) the feed ends once it has been
+    read that far: versions written later travel next time, so writers faster than the
+    reader cannot keep it reading for ever."""
     while True:
         page = repository.changes(since_seq, limit=page_size, origin=origin,
                                   exclude_origin=exclude_origin, since_time=since_time)
+        if until_seq is not None and page.more and page.last_seq >= until_seq:
+            page = attrs.evolve(page, more=False)
         yield page
         if not page.more:
             return

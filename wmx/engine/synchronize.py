@@ -8,6 +8,8 @@ Order of operations per child, each step restartable:
    child), apply at the child, then move the checkpoint.
 A checkpoint moves only after the batch it covers is committed, so a crash at any point is
 repaired by running again; versions are applied idempotently, so re-sending costs nothing.
+Each phase reads its feed as far as the log head it saw when it began: what is written while
+the run goes on travels in the next run.
 A failing child is reported and skipped; the others go on.
 """
 
@@ -76,7 +78,8 @@ def _pull(cluster: Cluster, target: ChildTarget, open_child: Opener, child: Chil
         info = repository.info()
         node = cluster.registered(info, target)
         for page in change_pages(repository, node.pull_seq, page_size=page_size,
-                                 origin=info.node_id, since_time=target.last_sync_time):
+                                 origin=info.node_id, since_time=target.last_sync_time,
+                                 until_seq=info.seq):
             if page.changes:
                 report = cluster.parent.apply(
                     page.changes, parent_node=cluster.parent_id, source_node=info.node_id,
@@ -103,7 +106,8 @@ def _push(cluster: Cluster, session: _Session, dry_run: bool, page_size: int,
     try:
         for page in change_pages(cluster.parent, node.push_seq, page_size=page_size,
                                  exclude_origin=session.info.node_id,
-                                 since_time=target.last_sync_time):
+                                 since_time=target.last_sync_time,
+                                 until_seq=cluster.parent.info().seq):
             changes = page.changes
             if dry_run and not page.more:
                 changes = _with_pending(changes, pending, session.info.node_id)
