@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.http_helpers import ADMIN, EDITOR, Client, error_code, make_repository, running_server
+from wmx.repository.base import RepositoryUnavailable
 from wmx.repository.embedded import EmbeddedRepository
 
 pytestmark = pytest.mark.http
@@ -183,6 +184,24 @@ def test_close_reopen_and_delete(service: Service) -> None:
     assert service.client.post("jobs/delete", user=ADMIN, jobs=f"{second},{third}")["success"]
     assert service.client.get("jobs")["jobIds"] == []
     assert error_code(service.client.get(f"jobs/{first}")) == 404
+
+
+def test_a_multi_job_write_that_fails_part_way_changes_no_job(service: Service,
+                                                               monkeypatch) -> None:
+    """Found by the server fuzzing review: ``jobs/delete`` (and close, reopen) wrote one
+    transaction per job, so a store failure at the second job left the first deleted."""
+    first, second = service.create_job(), service.create_job()
+    delete_job = EmbeddedRepository.delete_job
+
+    def fail_at_the_second(self, job_id: int, **kwargs) -> None:
+        if job_id == second:
+            raise RepositoryUnavailable("the disk went away")
+        delete_job(self, job_id, **kwargs)
+
+    monkeypatch.setattr(EmbeddedRepository, "delete_job", fail_at_the_second)
+    answer = service.client.post("jobs/delete", user=ADMIN, jobs=f"{first},{second}")
+    assert error_code(answer) == 503
+    assert service.client.get("jobs")["jobIds"] == [first, second]
 
 
 # --- holds, notes, activity -------------------------------------------------------------------

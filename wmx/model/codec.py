@@ -7,6 +7,7 @@ by one component is byte-identical when another reads and re-sends it.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 try:  # optional accelerator
@@ -29,6 +30,33 @@ def dumps_bytes(value: Any) -> bytes:
 
 
 def loads(text: str | bytes) -> Any:
+    """Parse JSON; malformed input raises ``ValueError`` whichever library parses it. Without
+    orjson, the standard library is held to what orjson accepts: no ``NaN``/``Infinity``, no
+    number beyond a double's range, no lone surrogate (SQLite cannot store one), and nesting
+    too deep is malformed rather than a ``RecursionError``."""
     if orjson is not None:
         return orjson.loads(text)
-    return json.loads(text)
+    if isinstance(text, (bytes, bytearray)):
+        # UTF-8 only, strictly: json.loads would guess UTF-16/32 and let encoded surrogates in.
+        text = bytes(text).decode("utf-8")
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if "\\ud" in text or "\\uD" in text:  # a surrogate, escaped (rare: only then check)
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("JSON text with a lone surrogate") from None
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is beyond a double's range")
+    return value

@@ -53,8 +53,18 @@ JOB_CREATE_PARAMS = frozenset(JOB_PARAMS) - {"status", "versionName", "percent"}
 """The subset ``jobs/create`` documents (the rest can only be set by an update)."""
 
 
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+"""The integers the wire carries and a repository stores (SQLite's INTEGER): ids, stamps and
+log positions beyond them are malformed, not merely large."""
+
+
 class WireError(ValueError):
     """A payload does not have the documented shape; the message names the offending part."""
+
+
+def is_int64(value: Any) -> bool:
+    """An ``int`` (not a ``bool``) within :data:`INT64_MIN`..:data:`INT64_MAX`."""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
 
 
 def from_millis(value: Any, what: str = "date") -> Optional[datetime]:
@@ -91,12 +101,14 @@ def _row_from_wire(row: Any) -> tuple:
     if type(row) is not list or len(row) != _WIDTH:
         raise WireError(f" must be an array of {_WIDTH} values")
     guid, kind, int_id, job_guid, name, body, content, hlc, origin, deleted = row
-    checks = (type(guid) is str, type(kind) is str, _optional(int_id, int),
-              _optional(job_guid, str), _optional(name, str), _optional(body, str),
-              _optional(content, str), type(hlc) is int, type(origin) is str,
-              type(deleted) in (int, bool))
+    checks = (type(guid) is str, type(kind) is str,
+              int_id is None or (type(int_id) is int and INT64_MIN <= int_id <= INT64_MAX),
+              _optional(job_guid, str), _optional(name, str),
+              type(body) is str or (body is None and deleted == 1),  # None: a tombstone
+              _optional(content, str), type(hlc) is int and INT64_MIN <= hlc <= INT64_MAX,
+              type(origin) is str, type(deleted) in (int, bool) and deleted in (0, 1))
     if not all(checks):
-        raise WireError(f".{ROW_FIELDS[checks.index(False)]} has the wrong type")
+        raise WireError(f".{ROW_FIELDS[checks.index(False)]} has the wrong type or range")
     if content is not None:
         try:
             content = base64.b64decode(content, validate=True)
@@ -159,11 +171,11 @@ def _check(expected: Any, value: Any, key: str) -> Any:
     if expected is bool:
         ok = isinstance(value, bool)
     elif expected is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        ok = is_int64(value)
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise WireError(f"{key} has the wrong type")
+        raise WireError(f"{key} has the wrong type or range")
     return value
 
 
@@ -222,8 +234,8 @@ def report_from_wire(data: Any) -> ApplyReport:
 
 
 __all__ = [
-    "JOB_CREATE_PARAMS", "JOB_PARAMS", "WireError", "changes_from_wire", "changes_to_wire",
-    "conflict_from_wire", "from_millis", "node_info_from_wire", "node_record_from_wire",
-    "record_from_wire", "record_to_wire", "report_from_wire", "report_to_wire",
-    "rows_from_wire", "rows_to_wire", "to_millis",
+    "INT64_MAX", "INT64_MIN", "JOB_CREATE_PARAMS", "JOB_PARAMS", "WireError",
+    "changes_from_wire", "changes_to_wire", "conflict_from_wire", "from_millis", "is_int64",
+    "node_info_from_wire", "node_record_from_wire", "record_from_wire", "record_to_wire",
+    "report_from_wire", "report_to_wire", "rows_from_wire", "rows_to_wire", "to_millis",
 ]

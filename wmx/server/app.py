@@ -62,6 +62,7 @@ GZIP_LEVEL = 1
 """Fast compression: on a LAN the CPU, not the wire, is the bottleneck of a replicate."""
 FORMATS = frozenset({"json", "pjson", "html", "file", ""})
 CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
+RAW_BYTE = re.compile(rb"[\x80-\xff]")
 BODY_ERROR = "wmx.body_error"
 EXTENSION_KEY = "wmx"
 
@@ -73,6 +74,12 @@ _ERROR_CODES: tuple[tuple[type[RepositoryError], int], ...] = (
     (InvalidRequest, BAD_REQUEST), (NotAuthorized, FORBIDDEN), (RepositoryNotFound, NOT_FOUND),
     (RepositoryUnavailable, 503), (RepositoryError, INTERNAL),
 )
+_QUIET_CODES: dict[int, tuple[str, list[str]]] = {
+    503: ("Repository unavailable", ["The repository is busy or unavailable; retry later"]),
+    INTERNAL: ("Internal server error", ["The server could not complete the request; see its "
+                                         "log"]),
+}
+"""Repository failures answered without the store's message, which names server paths."""
 
 
 @attrs.define
@@ -113,16 +120,32 @@ def _too_large(limit: int) -> ServiceError:
                         [f"This server accepts request bodies of at most {limit} bytes"])
 
 
+def _escape_query(environ: dict[str, Any]) -> None:
+    """Percent-encode the raw non-ASCII bytes of the query string. Werkzeug decodes a raw
+    query as strict UTF-8, so invalid bytes would fail every read of the parameters (even the
+    error answer's ``f``); escaped, they decode leniently like any escaped invalid UTF-8."""
+    query = environ.get("QUERY_STRING") or ""
+    if query.isascii():
+        return
+    try:
+        raw = query.encode("latin-1")  # PEP 3333: the request's bytes as latin-1 text
+    except UnicodeEncodeError:
+        raw = query.encode("utf-8", "surrogatepass")
+    environ["QUERY_STRING"] = RAW_BYTE.sub(lambda byte: b"%%%02X" % byte[0][0], raw).decode()
+
+
 class BodyGuard:
     """WSGI middleware run before Flask: refuses an oversized body from its Content-Length
     (unread), and inflates ``Content-Encoding: gzip`` bodies within the same limit. A refusal
-    is handed to the app in the environ so it is answered like every other error."""
+    is handed to the app in the environ so it is answered like every other error. It also
+    escapes raw bytes in the query string (:func:`_escape_query`)."""
 
     def __init__(self, app: Callable, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        _escape_query(environ)
         try:
             self._prepare(environ)
         except ServiceError as exc:
@@ -219,6 +242,10 @@ def _answer(service: Service, path: str) -> flask.Response:
         raise
     except RepositoryError as exc:
         code = next(code for kind, code in _ERROR_CODES if isinstance(exc, kind))
+        if code in _QUIET_CODES:  # the store's own words name its files: logged, not answered
+            log.warning("%s serving %s %s: %s", type(exc).__name__, request.method,
+                        request.path, exc)
+            raise ServiceError(code, *_QUIET_CODES[code]) from None
         raise ServiceError(code, str(exc)) from None
     except HTTPException as exc:
         raise ServiceError(exc.code or INTERNAL, exc.name) from None

@@ -37,7 +37,7 @@ from wmx.model.records import (
 )
 from wmx.repository.base import InvalidRequest
 from wmx.repository.embedded import EmbeddedRepository
-from wmx.repository.wire import JOB_CREATE_PARAMS, JOB_PARAMS, WireError, from_millis
+from wmx.repository.wire import JOB_CREATE_PARAMS, JOB_PARAMS, WireError, from_millis, is_int64
 from wmx.server.auth import find_user, require_privilege, require_user, user_name
 from wmx.server.routing import (
     BAD_REQUEST,
@@ -127,9 +127,12 @@ def _job_value(key: str, field: str, value: Any) -> Any:
         if isinstance(value, bool):
             raise bad_parameter(key, "an integer")
         try:
-            return int(value)
-        except (TypeError, ValueError):
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
             raise bad_parameter(key, "an integer") from None
+        if not is_int64(number):
+            raise bad_parameter(key, "a 64-bit integer")
+        return number
     if base is dict:
         parsed = parse_json(value, key) if isinstance(value, str) else value
         if not isinstance(parsed, dict):
@@ -359,11 +362,13 @@ def unassign_jobs(call: Call) -> dict[str, Any]:
 
 
 def _for_each_job(call: Call, ids: list[int], action: str) -> dict[str, Any]:
-    """Close, reopen or delete jobs: every id is checked before the first is changed."""
+    """Close, reopen or delete jobs: every id is checked before the first is changed, and all
+    change in one transaction (a failure part-way changes none)."""
     user = require_user(call)
     operation = getattr(call.repository, action)
-    for found in _jobs(call, ids):
-        operation(found.id, user=user)
+    with call.repository.transaction():
+        for found in _jobs(call, ids):
+            operation(found.id, user=user)
     return OK
 
 

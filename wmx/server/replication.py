@@ -20,6 +20,7 @@ from wmx.repository.wire import (
     WireError,
     changes_from_wire,
     changes_to_wire,
+    is_int64,
     record_from_wire,
     record_to_wire,
     report_to_wire,
@@ -51,7 +52,10 @@ def _body_field(body: dict[str, Any], key: str, expected: type, *,
         if required:
             raise bad_parameter(key, "given in the JSON body")
         return None
-    if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+    if expected is int:
+        if not is_int64(value):
+            raise bad_parameter(key, "a 64-bit JSON integer")
+    elif not isinstance(value, expected):
         raise bad_parameter(key, f"a JSON {expected.__name__}")
     return value
 

@@ -16,7 +16,7 @@ import attrs
 
 from wmx.model import codec
 from wmx.repository.embedded import EmbeddedRepository
-from wmx.repository.wire import WireError, from_millis
+from wmx.repository.wire import INT64_MAX, INT64_MIN, WireError, from_millis
 
 T = TypeVar("T")
 
@@ -59,8 +59,10 @@ class Params:
     """Request parameters (query string and form fields) with case-insensitive names and
     typed getters that raise a 400 :class:`ServiceError` naming the parameter."""
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self._values = {key.lower(): value for key, value in values.items()}
+    def __init__(self, values: Mapping[Optional[str], str]) -> None:
+        # A multipart part whose name cannot be parsed comes with the name None: ignored.
+        self._values = {key.lower(): value for key, value in values.items()
+                        if key is not None}
 
     def __contains__(self, name: str) -> bool:
         return name.lower() in self._values
@@ -85,6 +87,8 @@ class Params:
             number = int(value)
         except ValueError:
             raise bad_parameter(name, "an integer") from None
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise bad_parameter(name, "a 64-bit integer")
         if minimum is not None and number < minimum:
             raise bad_parameter(name, f"an integer of at least {minimum}")
         return number
@@ -114,15 +118,16 @@ class Params:
         return parse_json(value, name)
 
     def id_list(self, name: str) -> list[int]:
-        """Esri's comma-joined id lists (``jobs=5,6,9``)."""
+        """Esri's comma-joined id lists (``jobs=5,6,9``), each id once (in its first place:
+        ``jobs=5,5`` names job 5, and deleting it twice failed after the first delete)."""
         value = self.text(name, required=True) or ""
         try:
             ids = [int(part) for part in value.split(",") if part.strip()]
         except ValueError:
             raise bad_parameter(name, "a comma-separated list of integers") from None
-        if not ids:
-            raise bad_parameter(name, "a comma-separated list of integers")
-        return ids
+        if not ids or not all(INT64_MIN <= number <= INT64_MAX for number in ids):
+            raise bad_parameter(name, "a comma-separated list of 64-bit integers")
+        return list(dict.fromkeys(ids))
 
 
 def parse_json(text: Union[str, bytes], what: str) -> Any:
@@ -158,6 +163,15 @@ Handler = Callable[..., Any]
 _SEGMENT = re.compile(r"^\{(\w+)(?::(int))?\}$")
 
 
+def _id_segment(part: str) -> Optional[int]:
+    """An id in a path: ASCII digits (``str.isdigit`` also takes "²", which ``int`` refuses)
+    within the ids a repository can hold; anything else names no resource."""
+    if not (part.isascii() and part.isdigit()) or len(part) > len(str(INT64_MAX)):
+        return None
+    number = int(part)
+    return number if number <= INT64_MAX else None
+
+
 @attrs.frozen
 class Route:
     segments: tuple[tuple[str, Optional[str]], ...]
@@ -174,9 +188,10 @@ class Route:
                 if part.lower() != name:
                     return None
             elif kind == "int":
-                if not part.isdigit():
+                number = _id_segment(part)
+                if number is None:
                     return None
-                found[name] = int(part)
+                found[name] = number
             else:
                 found[name] = part
         return found
