@@ -11,9 +11,14 @@ import threading
 import time
 import uuid
 
+import attrs
+import pytest
+
 from tests.conftest import ADMIN
+from wmx.model.clock import MAX_STAMP
 from wmx.model.guids import new_guid
 from wmx.model.records import JobType
+from wmx.repository.base import InvalidRequest
 
 
 def test_new_guids_are_version_7_unique_and_ordered_by_creation_time():
@@ -98,3 +103,31 @@ def test_an_edit_racing_another_writer_keeps_both_changes(cluster):
         racers[0].join()
         final = other.get_job(job.id)
         assert (final.name, final.description) == ("renamed elsewhere", "edited here")
+
+
+@pytest.mark.parametrize("stamp", [MAX_STAMP + 1, 2 ** 63 - 1, -1])
+def test_a_version_no_clock_could_have_stamped_is_refused_and_poisons_nothing(cluster, stamp):
+    """Found by the server fuzzing: a version stamped 2**63 - 1 was applied, the clock
+    adopted it, and from then on every local write overflowed SQLite's integers (a raw
+    OverflowError, not even a repository error): one hostile or corrupt peer disabled the
+    repository for good. Applied directly, staged by a replicate, or sent as a dry run's
+    overlay, such a version is refused and nothing is written."""
+    with cluster.child("Child1") as child:
+        job = child.create_job(1, user=ADMIN)
+        good = child.changes(0, limit=10 ** 6, origin=child.info().node_id).changes
+    poisoned = attrs.evolve(good[0], hlc=stamp)
+    with cluster.parent() as parent:
+        seq, clock = parent.info().seq, parent.clock.last
+        with pytest.raises(InvalidRequest):
+            parent.apply([poisoned], parent_node=parent.info().node_id)
+        with pytest.raises(InvalidRequest):
+            parent.apply([], parent_node=parent.info().node_id, overlay=[poisoned],
+                         dry_run=True)
+        load = parent.begin_load()
+        with pytest.raises(InvalidRequest):
+            parent.load_rows(load, [poisoned.to_row()])
+        parent.abort_load(load)
+        assert (parent.info().seq, parent.clock.last) == (seq, clock)
+        parent.apply(good, parent_node=parent.info().node_id)
+        assert parent.get_job(job.id).guid == job.guid
+        assert parent.create_job(1, user=ADMIN).id

@@ -766,11 +766,13 @@ def _row(**fields: Any) -> list:
 
 
 @pytest.mark.parametrize("row", [
-    _row(hlc=-(2 ** 63) - 1), _row(hlc=2 ** 64), _row(int_id=2 ** 63), _row(deleted=5),
+    _row(hlc=-(2 ** 63) - 1), _row(hlc=2 ** 64), _row(hlc=2 ** 63 - 1), _row(int_id=2 ** 63),
+    _row(deleted=5),
     _row(deleted=2 ** 70), _row(job_guid="x\udc80y"), _row(kind="\ud800"),
     _row(body=None), _row(kind="job", body=""), _row(kind="job", body="{not json"),
-], ids=["hlc-low", "hlc-high", "int-id", "deleted-5", "deleted-huge", "surrogate-guid",
-        "surrogate-kind", "live-without-body", "job-empty-body", "job-body-not-json"])
+], ids=["hlc-low", "hlc-high", "hlc-poison", "int-id", "deleted-5", "deleted-huge",
+        "surrogate-guid", "surrogate-kind", "live-without-body", "job-empty-body",
+        "job-body-not-json"])
 def test_replicated_rows_the_store_cannot_hold_are_malformed(seed: Seed, row: list) -> None:
     """Out-of-range integers, lone surrogates and a live row without a body reached SQLite
     (500s, or a stored row every later read failed on); a job body that is not JSON failed

@@ -16,8 +16,18 @@ from typing import Callable
 COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
 
+MAX_STAMP = (1 << 62) - 1
+"""The highest stamp a repository accepts (its wall part is in the year 4199). A stamp beyond
+it is corrupt or hostile: a clock that adopted it would soon issue stamps that SQLite's 64-bit
+integers cannot hold, and every later write would fail."""
+
 WallClock = Callable[[], float]
 """Returns seconds since the epoch, like :func:`time.time` (injectable for clock-skew tests)."""
+
+
+def is_valid_stamp(stamp: object) -> bool:
+    """An ``int`` (not a ``bool``) from 0 to :data:`MAX_STAMP`."""
+    return type(stamp) is int and 0 <= stamp <= MAX_STAMP
 
 
 def stamp_from_millis(millis: int, counter: int = 0) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
-from wmx.model.clock import HybridLogicalClock, WallClock
+from wmx.model.clock import MAX_STAMP, HybridLogicalClock, WallClock, is_valid_stamp
 from wmx.model.guids import new_guid
 from wmx.model.records import ID_BLOCK_SIZE, NAMED_KINDS, Record
 from wmx.repository.base import (
@@ -126,6 +126,13 @@ def _bounded(rows: Iterable[tuple], limit: int, offset: int = 0) -> tuple[list[t
         if len(taken) >= limit or size >= PAGE_BYTES:
             return taken, True
     return taken, False
+
+
+def _refuse_impossible_stamps(stamps: Iterable[int]) -> None:
+    """Refuse versions stamped beyond what any clock issues (:data:`MAX_STAMP`) before the
+    clock observes them: adopting such a stamp would make every later local write fail."""
+    if not all(is_valid_stamp(stamp) for stamp in stamps):
+        raise InvalidRequest(f"A version's stamp is outside 0..{MAX_STAMP}")
 
 
 def _now_ms() -> int:
@@ -485,6 +492,7 @@ class EmbeddedRepository(JobTracking):
         and losers go to the conflict log. ``overlay`` versions are applied first without being
         reported (a dry run uses it to stand in for earlier, unwritten batches).
         """
+        _refuse_impossible_stamps(change.hlc for change in (*overlay, *changes))
         with self.transaction(rollback=dry_run) as tx:
             if overlay:
                 self._apply_batch(tx, list(overlay), parent_node, None, None, policy, False)
@@ -676,6 +684,7 @@ class EmbeddedRepository(JobTracking):
                 with self.transaction() as tx:
                     seq = self._check_load(tx.cursor, load_id)
                     batch = [(*row, seq + offset) for offset, row in enumerate(rows, start=1)]
+                    _refuse_impossible_stamps(row[_HLC] for row in batch)
                     tx.cursor.executemany(
                         f"INSERT INTO {_LOAD_TABLE} ({_COLUMNS}, seq)"
                         " VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)

@@ -20,6 +20,7 @@ from typing import Any, Optional, TypeVar
 import attrs
 
 from wmx.model.changes import ROW_FIELDS, Change
+from wmx.model.clock import is_valid_stamp
 from wmx.model.records import _camel as camel_case
 from wmx.model.records import from_millis as _from_millis
 from wmx.model.records import to_millis
@@ -105,7 +106,7 @@ def _row_from_wire(row: Any) -> tuple:
               int_id is None or (type(int_id) is int and INT64_MIN <= int_id <= INT64_MAX),
               _optional(job_guid, str), _optional(name, str),
               type(body) is str or (body is None and deleted == 1),  # None: a tombstone
-              _optional(content, str), type(hlc) is int and INT64_MIN <= hlc <= INT64_MAX,
+              _optional(content, str), is_valid_stamp(hlc),
               type(origin) is str, type(deleted) in (int, bool) and deleted in (0, 1))
     if not all(checks):
         raise WireError(f".{ROW_FIELDS[checks.index(False)]} has the wrong type or range")
