@@ -30,8 +30,8 @@ def _check_common(results: dict) -> None:
     assert figures["replicate_embedded"]["ratio_to_raw"] > 0
     for key in ("sync_small", "sync_large"):
         assert figures[key]["changed_jobs"] == 4
-        assert figures[key]["seconds"] > 0
-    assert figures["sync_scaling"]["ratio"] > 0
+        assert figures[key]["seconds"] > 0 and figures[key]["raw_seconds"] > 0
+    assert figures["sync_scaling"]["ratio"] > 0 and figures["sync_scaling"]["raw_ratio"] > 0
     assert figures["replicate_peak_rss"]["rows"] == figures["raw_copy"]["rows"]
     assert "peak_rss_mb" in figures["replicate_peak_rss"]
     assert [t["figure"] for t in results["targets"]] == list(bench.TARGETS)
