@@ -39,7 +39,7 @@ from typing import Callable, Optional
 import attrs
 import pytest
 
-from tests.conftest import ADMIN, Cluster
+from tests.conftest import ADMIN, Cluster, make_cluster
 from tests.guarantees_helpers import (
     FaultPlan,
     FaultyRepository,
@@ -54,6 +54,8 @@ from tests.guarantees_helpers import (
 from wmx import arcpy
 from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.synchronize import synchronize
+from wmx.model import codec
+from wmx.model.changes import ConflictPolicy
 from wmx.repository import open_repository
 from wmx.repository.base import Repository
 from wmx.repository.embedded import EmbeddedRepository
@@ -560,3 +562,55 @@ def test_the_sync_tool_over_http_loses_nothing_posted_while_it_runs(large, tmp_p
         assert min(overlap.values()) >= MIN_OVERLAP, (overlap, ended - started)
         check_after_concurrent_run(cluster, writers, jobs_before,
                                    lambda: sync_http(locations, LARGE_PAGE), str(overlap))
+
+
+# --- an edit racing the push of the same element ------------------------------------------------
+
+def _sync_with_an_edit_before_the_push(cluster: Cluster, job_id: int,
+                                       policy: ConflictPolicy) -> RunOutcome:
+    """Sync Child1, its user editing ``job_id`` on Child1 after the pull, just before the
+    first page of the push reaches it."""
+    def edit_before_the_push(label: str) -> None:
+        if label == "Child1.apply" and not edited:
+            edited.append(label)
+            with cluster.child("Child1") as child:
+                child.update_job(job_id, user=ADMIN, description="child's edit during the sync")
+
+    edited: list[str] = []
+    plan = FaultPlan(between=edit_before_the_push)
+    with FaultyRepository(cluster.parent(), plan, "parent") as parent:
+        outcome = synchronize(
+            parent, cluster.targets(["Child1"]),
+            lambda location: FaultyRepository(EmbeddedRepository(location), plan, "Child1"),
+            policy=policy)
+    assert edited, "the push never reached the child"
+    return outcome
+
+
+@pytest.mark.parametrize("policy", [ConflictPolicy.NEWEST, ConflictPolicy.PARENT])
+def test_a_child_edit_racing_the_push_of_the_same_job_is_a_logged_conflict(tmp_path, policy):
+    """Found in review of the concurrent-writer tests: a child's edit made after its pull and
+    before the push that delivered the parent's concurrent version of the same job was decided
+    at the child, unseen: no conflict was logged (the parent's version, or the child's, was
+    lost without a trace) and ``policy=parent`` did not make the parent's version win."""
+    cluster = make_cluster(tmp_path, 1)
+    with cluster.parent() as parent:
+        job = parent.create_job(1, user=ADMIN)
+    assert cluster.sync().status_code == 0
+    with cluster.parent() as parent:
+        parent.update_job(job.id, user=ADMIN, description="parent's edit")
+
+    outcome = _sync_with_an_edit_before_the_push(cluster, job.id, policy)
+
+    assert outcome.status_code == 0
+    assert len(outcome.children[0].pulled.conflicts) == 1
+    expected = {ConflictPolicy.NEWEST: "child's edit during the sync",
+                ConflictPolicy.PARENT: "parent's edit"}[policy]
+    losing = {"child's edit during the sync", "parent's edit"} - {expected}
+    with cluster.parent() as parent:
+        (conflict,) = parent.conflicts()
+        assert codec.loads(conflict.loser_body)["description"] in losing
+    assert cluster.sync(policy=policy).status_code == 0
+    cluster.assert_converged()
+    with cluster.child("Child1") as child:
+        assert child.get_job(job.id).description == expected

@@ -265,3 +265,20 @@ def test_the_engine_replicates_and_synchronizes_over_http(tmp_path: Path) -> Non
     states = [_rows(path) for path in (parent_path, *child_paths)]
     assert states[0] == states[1] == states[2]
     assert any(row[1] == "job" and "Made on Child1" in (row[5] or "") for row in states[0])
+
+
+def test_a_guarded_apply_is_refused_over_http_when_an_element_changed_since(
+        parent: Served) -> None:
+    """The push guard (``refuse_if_changed_since``) travels both ways: the served store
+    refuses the batch and writes nothing; below the guard it applies as usual."""
+    with parent.direct() as direct, parent.remote() as remote:
+        before = direct.info().seq
+        direct.update_job(1, user=ADMIN, description="changed here")
+        stale = [attrs.evolve(change, hlc=change.hlc + 1, origin="other-node")
+                 for change in direct.changes(before, limit=10).changes]
+        head = direct.info().seq
+        refused = remote.apply(stale, parent_node="other-node", refuse_if_changed_since=before)
+        assert refused.refused and refused.writes == 0
+        assert direct.info().seq == head
+        applied = remote.apply(stale, parent_node="other-node", refuse_if_changed_since=head)
+        assert not applied.refused and applied.writes == len(stale)

@@ -5,7 +5,9 @@ Order of operations per child, each step restartable:
 1. pull — read the child's feed from the pull checkpoint (only versions the child wrote
    itself), apply at the parent with conflict detection, then move the checkpoint;
 2. push — read the parent's feed from the push checkpoint (everything not written by that
-   child), apply at the child, then move the checkpoint.
+   child), apply at the child, then move the checkpoint. A page touching an element the
+   child's users changed since step 1 is refused by the child; the engine consolidates that
+   change first (so a conflict is detected and logged at the parent) and pushes again.
 A checkpoint moves only after the batch it covers is committed, so a crash at any point is
 repaired by running again; versions are applied idempotently, so re-sending costs nothing.
 Each phase reads its feed as far as the log head it saw when it began: what is written while
@@ -30,6 +32,9 @@ from wmx.repository.base import NodeInfo, NodeRecord, Repository, RepositoryErro
 log = logging.getLogger("wmx.engine")
 
 DEFAULT_PAGE_SIZE = 2000
+PUSH_ATTEMPTS = 4
+"""Pushes to one child that its users' edits may refuse (see ``_push_pages``); the last
+attempt is applied regardless, so a child edited without pause still completes."""
 
 
 @attrs.define
@@ -62,7 +67,7 @@ def synchronize(parent: Repository, targets: list[ChildTarget], open_child: Open
             if session is not None:
                 sessions.append(session)
         for session in sessions:
-            _push(cluster, session, dry_run, page_size, pending, started)
+            _push(cluster, session, policy, dry_run, page_size, pending, started)
     finally:
         for session in sessions:
             session.repository.close()
@@ -76,22 +81,11 @@ def _pull(cluster: Cluster, target: ChildTarget, open_child: Opener, child: Chil
     try:
         repository = open_child(target.url)
         info = repository.info()
-        node = cluster.registered(info, target)
-        for page in change_pages(repository, node.pull_seq, page_size=page_size,
-                                 origin=info.node_id, since_time=target.last_sync_time,
-                                 until_seq=info.seq):
-            if page.changes:
-                report = cluster.parent.apply(
-                    page.changes, parent_node=cluster.parent_id, source_node=info.node_id,
-                    detect_since=node.push_seq, policy=policy, dry_run=dry_run,
-                    overlay=list(pending.values()) if dry_run else ())
-                child.pulled.add(report)
-                pending.update((c.guid, c) for c in report.written)
-            if not dry_run and page.last_seq != node.pull_seq:
-                node.pull_seq = page.last_seq
-                cluster.save(node)
+        session = _Session(child, repository, info, cluster.registered(info, target))
+        _consolidate(cluster, session, policy, dry_run, page_size, pending,
+                     since_time=target.last_sync_time, until_seq=info.seq)
         log.info("pulled %d change(s) from %s", child.pulled.writes, target.name)
-        return _Session(child, repository, info, node)
+        return session
     except RepositoryError as exc:
         log.warning("sync with %s failed while pulling: %s", target.name, exc)
         child.fail(str(exc))
@@ -100,27 +94,39 @@ def _pull(cluster: Cluster, target: ChildTarget, open_child: Opener, child: Chil
         return None
 
 
-def _push(cluster: Cluster, session: _Session, dry_run: bool, page_size: int,
-          pending: dict[str, Change], started: datetime) -> None:
+def _consolidate(cluster: Cluster, session: _Session, policy: ConflictPolicy, dry_run: bool,
+                 page_size: int, pending: dict[str, Change], *,
+                 since_time: Optional[datetime], until_seq: int) -> None:
+    """Apply the child's own versions at the parent, from the pull checkpoint on, with
+    conflict detection; the checkpoint follows each committed page."""
+    child, node, info = session.outcome, session.node, session.info
+    for page in change_pages(session.repository, node.pull_seq, page_size=page_size,
+                             origin=info.node_id, since_time=since_time, until_seq=until_seq):
+        if page.changes:
+            report = cluster.parent.apply(
+                page.changes, parent_node=cluster.parent_id, source_node=info.node_id,
+                detect_since=node.push_seq, policy=policy, dry_run=dry_run,
+                overlay=list(pending.values()) if dry_run else ())
+            child.pulled.add(report)
+            pending.update((c.guid, c) for c in report.written)
+        if not dry_run and page.last_seq != node.pull_seq:
+            node.pull_seq = page.last_seq
+            cluster.save(node)
+
+
+def _push(cluster: Cluster, session: _Session, policy: ConflictPolicy, dry_run: bool,
+          page_size: int, pending: dict[str, Change], started: datetime) -> None:
     child, node, target = session.outcome, session.node, session.outcome.target
     try:
-        for page in change_pages(cluster.parent, node.push_seq, page_size=page_size,
-                                 exclude_origin=session.info.node_id,
-                                 since_time=target.last_sync_time,
-                                 until_seq=cluster.parent.info().seq):
-            changes = page.changes
-            if dry_run and not page.more:
-                changes = _with_pending(changes, pending, session.info.node_id)
-            if changes:
-                report = session.repository.apply(changes, parent_node=cluster.parent_id,
-                                                  dry_run=dry_run)
-                child.pushed.add(report)
-                if report.seq_before == node.pull_seq:
-                    # Nothing was written at the child since we read it: skip our own echo.
-                    node.pull_seq = report.seq_after
-            node.push_seq = page.last_seq
-            if not dry_run:
-                cluster.save(node)
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            guarded = not dry_run and attempt < PUSH_ATTEMPTS
+            since_time = target.last_sync_time if attempt == 1 else None
+            if _push_pages(cluster, session, dry_run, page_size, pending, guarded, since_time):
+                break
+            # The child's users changed an element being pushed: consolidate their version
+            # first, so that the parent sees the conflict, logs the loser and applies the policy.
+            _consolidate(cluster, session, policy, dry_run, page_size, pending, since_time=None,
+                         until_seq=session.repository.info().seq)
         if not dry_run:
             cluster.save(node, last_sync=started)
         child.last_sync_time = target.last_sync_time if dry_run else started
@@ -128,6 +134,34 @@ def _push(cluster: Cluster, session: _Session, dry_run: bool, page_size: int,
     except RepositoryError as exc:
         log.warning("sync with %s failed while pushing: %s", target.name, exc)
         child.fail(str(exc))
+
+
+def _push_pages(cluster: Cluster, session: _Session, dry_run: bool, page_size: int,
+                pending: dict[str, Change], guarded: bool,
+                since_time: Optional[datetime]) -> bool:
+    """Push the parent's versions from the push checkpoint on; ``guarded``: a page is refused
+    if the child changed one of its elements since its last consolidation (then False)."""
+    child, node = session.outcome, session.node
+    for page in change_pages(cluster.parent, node.push_seq, page_size=page_size,
+                             exclude_origin=session.info.node_id, since_time=since_time,
+                             until_seq=cluster.parent.info().seq):
+        changes = page.changes
+        if dry_run and not page.more:
+            changes = _with_pending(changes, pending, session.info.node_id)
+        if changes:
+            report = session.repository.apply(
+                changes, parent_node=cluster.parent_id, dry_run=dry_run,
+                refuse_if_changed_since=node.pull_seq if guarded else None)
+            if report.refused:
+                return False
+            child.pushed.add(report)
+            if report.seq_before == node.pull_seq:
+                # Nothing was written at the child since we read it: skip our own echo.
+                node.pull_seq = report.seq_after
+        node.push_seq = page.last_seq
+        if not dry_run:
+            cluster.save(node)
+    return True
 
 
 def _with_pending(changes: list[Change], pending: dict[str, Change],

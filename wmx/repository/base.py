@@ -115,6 +115,9 @@ class ApplyReport:
     renamed: int = 0
     conflicts: list[ConflictRecord] = attrs.Factory(list)
     written: list[Change] = attrs.Factory(list)
+    refused: bool = False
+    """Nothing was applied: an element of the batch was written here after
+    ``refuse_if_changed_since`` (see :meth:`Repository.apply`)."""
 
     @property
     def writes(self) -> int:
@@ -143,7 +146,8 @@ class Repository(Protocol):
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
               policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
-              overlay: Sequence[Change] = ()) -> ApplyReport: ...
+              overlay: Sequence[Change] = (),
+              refuse_if_changed_since: Optional[int] = None) -> ApplyReport: ...
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage: ...
 

@@ -483,7 +483,8 @@ class EmbeddedRepository(JobTracking):
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
               policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
-              overlay: Sequence[Change] = ()) -> ApplyReport:
+              overlay: Sequence[Change] = (),
+              refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
         """Apply versions in one transaction, keeping whichever version the order prefers.
 
         ``source_node`` is the child the versions come from when the parent pulls; then
@@ -491,15 +492,29 @@ class EmbeddedRepository(JobTracking):
         changed since the child last heard from the parent, i.e. what counts as a conflict,
         and losers go to the conflict log. ``overlay`` versions are applied first without being
         reported (a dry run uses it to stand in for earlier, unwritten batches).
+
+        ``refuse_if_changed_since`` (a push: how far the parent has consolidated this
+        child's log) applies nothing, and says so, if an element of the batch was written here
+        after it: the parent must consolidate that version first, where a conflict with the
+        one being pushed is detected and logged, instead of being decided here unseen.
         """
         _refuse_impossible_stamps(change.hlc for change in (*overlay, *changes))
         with self.transaction(rollback=dry_run) as tx:
+            if refuse_if_changed_since is not None and self._written_since(
+                    tx, [change.guid for change in changes], refuse_if_changed_since):
+                return ApplyReport(seq_before=tx.seq_start, seq_after=tx.seq_start,
+                                   refused=True)
             if overlay:
                 self._apply_batch(tx, list(overlay), parent_node, None, None, policy, False)
             report = self._apply_batch(tx, list(changes), parent_node, source_node,
                                        detect_since, policy, dry_run)
             report.seq_before, report.seq_after = tx.seq_start, tx.seq
         return report
+
+    def _written_since(self, tx: _Transaction, guids: list[str], since_seq: int) -> bool:
+        if tx.seq_start <= since_seq:  # nothing at all was written since
+            return False
+        return any(row[-1] > since_seq for row in self._local_versions(tx.cursor, guids).values())
 
     def _apply_batch(self, tx: _Transaction, changes: list[Change], parent_node: str,
                      source_node: Optional[str], detect_since: Optional[int],

@@ -346,11 +346,13 @@ class RestRepository:
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
               policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
-              overlay: Sequence[Change] = ()) -> ApplyReport:
+              overlay: Sequence[Change] = (),
+              refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
         body = {"changes": changes_to_wire(changes), "parentNode": parent_node,
                 "sourceNode": source_node, "detectSince": detect_since,
                 "policy": ConflictPolicy(policy).value, "dryRun": dry_run,
-                "overlay": changes_to_wire(overlay)}
+                "overlay": changes_to_wire(overlay),
+                "refuseIfChangedSince": refuse_if_changed_since}
         return self._decode(report_from_wire, self._replication("POST", "x-apply", body=body))
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:

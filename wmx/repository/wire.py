@@ -216,6 +216,7 @@ def report_to_wire(report: ApplyReport) -> dict[str, Any]:
         "unchanged": report.unchanged, "renamed": report.renamed,
         "conflicts": [record_to_wire(conflict) for conflict in report.conflicts],
         "written": changes_to_wire(report.written),
+        "refused": report.refused,
     }
 
 
@@ -230,8 +231,10 @@ def report_from_wire(data: Any) -> ApplyReport:
                "renamed")}
     for name, value in counts.items():
         _check(int, value, f"ApplyReport.{camel_case(name)}")
+    refused = _check(bool, data.get("refused", False), "ApplyReport.refused")
     return ApplyReport(**counts, conflicts=[conflict_from_wire(c) for c in conflicts],
-                       written=changes_from_wire(data.get("written", []), "written"))
+                       written=changes_from_wire(data.get("written", []), "written"),
+                       refused=refused)
 
 
 __all__ = [

@@ -102,7 +102,8 @@ def apply(call: Call) -> dict[str, Any]:
         detect_since=_body_field(body, "detectSince", int), policy=policy,
         dry_run=bool(_body_field(body, "dryRun", bool)),
         overlay=_decoded(changes_from_wire, _body_field(body, "overlay", list) or [],
-                         "overlay"))
+                         "overlay"),
+        refuse_if_changed_since=_body_field(body, "refuseIfChangedSince", int))
     return report_to_wire(report)
 
 
