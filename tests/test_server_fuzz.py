@@ -745,6 +745,17 @@ def test_parameters_beyond_64_bits_are_malformed(seed: Seed, query: bytes) -> No
     assert error_of(answer(seed, "POST", path, b"f=json&user=tester&" + query)) == 400
 
 
+@pytest.mark.parametrize("query", [
+    "jobTypeId=0_1", "jobTypeId=\u0661", "jobTypeId=\uff11", "jobs=1_0", "jobs=1,\u0662",
+])
+def test_integers_are_ascii_digits_only(seed: Seed, query: str) -> None:
+    """Python's int() reads "0_1" as 1 and Arabic-Indic or full-width digits as numbers;
+    Esri's clients send ASCII digits, and anything else named a job or type by accident."""
+    path = "jobs/close" if query.startswith("jobs=") else "jobs/create"
+    encoded = quote_from_bytes(query.encode()).replace("%3D", "=").encode()
+    assert error_of(answer(seed, "POST", path, b"f=json&user=tester&" + encoded)) == 400
+
+
 @pytest.mark.parametrize("properties", [
     '{"priority": 123456789012345678901234567890}', '{"percent": Infinity}',
     '{"priority": 1e400}', '{"name": "\\ud800"}',

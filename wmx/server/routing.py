@@ -19,6 +19,8 @@ from wmx.repository.embedded import EmbeddedRepository
 from wmx.repository.wire import INT64_MAX, INT64_MIN, WireError, from_millis
 
 T = TypeVar("T")
+DECIMAL = re.compile(r"\s*[+-]?[0-9]+\s*")
+"""An integer parameter as Esri's clients write it: ASCII digits, an optional sign."""
 
 BAD_REQUEST, FORBIDDEN, NOT_FOUND, METHOD_NOT_ALLOWED = 400, 403, 404, 405
 TOO_LARGE, INVALID_TOKEN, TOKEN_REQUIRED, INTERNAL = 413, 498, 499, 500
@@ -83,10 +85,9 @@ class Params:
             if required:
                 raise bad_parameter(name, "an integer")
             return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise bad_parameter(name, "an integer") from None
+        if not DECIMAL.fullmatch(value):  # int() also takes "1_000" and non-ASCII digits
+            raise bad_parameter(name, "an integer")
+        number = int(value)
         if not INT64_MIN <= number <= INT64_MAX:
             raise bad_parameter(name, "a 64-bit integer")
         if minimum is not None and number < minimum:
@@ -120,11 +121,11 @@ class Params:
     def id_list(self, name: str) -> list[int]:
         """Esri's comma-joined id lists (``jobs=5,6,9``), each id once (in its first place:
         ``jobs=5,5`` names job 5, and deleting it twice failed after the first delete)."""
-        value = self.text(name, required=True) or ""
-        try:
-            ids = [int(part) for part in value.split(",") if part.strip()]
-        except ValueError:
-            raise bad_parameter(name, "a comma-separated list of integers") from None
+        parts = [part for part in (self.text(name, required=True) or "").split(",")
+                 if part.strip()]
+        if not all(DECIMAL.fullmatch(part) for part in parts):
+            raise bad_parameter(name, "a comma-separated list of integers")
+        ids = [int(part) for part in parts]
         if not ids or not all(INT64_MIN <= number <= INT64_MAX for number in ids):
             raise bad_parameter(name, "a comma-separated list of 64-bit integers")
         return list(dict.fromkeys(ids))
