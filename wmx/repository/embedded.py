@@ -128,6 +128,13 @@ def _bounded(rows: Iterable[tuple], limit: int, offset: int = 0) -> tuple[list[t
     return taken, False
 
 
+def _guid_chunks(guids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
+    """GUIDs in chunks of :data:`_LOOKUP_CHUNK`, each with its ``?,?,...`` placeholders."""
+    for start in range(0, len(guids), _LOOKUP_CHUNK):
+        chunk = guids[start:start + _LOOKUP_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def _refuse_impossible_stamps(stamps: Iterable[int]) -> None:
     """Refuse versions stamped beyond what any clock issues (:data:`MAX_STAMP`) before the
     clock observes them: adopting such a stamp would make every later local write fail."""
@@ -471,14 +478,8 @@ class EmbeddedRepository(JobTracking):
     # --- Repository protocol: applying versions from elsewhere ---------------------------------
 
     def _local_versions(self, cursor: sqlite3.Cursor, guids: Sequence[str]) -> dict[str, tuple]:
-        found: dict[str, tuple] = {}
-        for start in range(0, len(guids), _LOOKUP_CHUNK):
-            chunk = guids[start:start + _LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in cursor.execute(
-                    f"SELECT {_COLUMNS}, seq FROM elements WHERE guid IN ({marks})", chunk):
-                found[row[0]] = row
-        return found
+        return {row[0]: row for chunk, marks in _guid_chunks(guids) for row in cursor.execute(
+            f"SELECT {_COLUMNS}, seq FROM elements WHERE guid IN ({marks})", chunk)}
 
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
@@ -514,7 +515,9 @@ class EmbeddedRepository(JobTracking):
     def _written_since(self, tx: _Transaction, guids: list[str], since_seq: int) -> bool:
         if tx.seq_start <= since_seq:  # nothing at all was written since
             return False
-        return any(row[-1] > since_seq for row in self._local_versions(tx.cursor, guids).values())
+        return any(tx.cursor.execute(
+            f"SELECT 1 FROM elements WHERE guid IN ({marks}) AND seq>? LIMIT 1",
+            (*chunk, since_seq)).fetchone() for chunk, marks in _guid_chunks(guids))
 
     def _apply_batch(self, tx: _Transaction, changes: list[Change], parent_node: str,
                      source_node: Optional[str], detect_since: Optional[int],

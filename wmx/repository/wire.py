@@ -103,7 +103,7 @@ def _row_from_wire(row: Any) -> tuple:
         raise WireError(f" must be an array of {_WIDTH} values")
     guid, kind, int_id, job_guid, name, body, content, hlc, origin, deleted = row
     checks = (type(guid) is str, type(kind) is str,
-              int_id is None or (type(int_id) is int and INT64_MIN <= int_id <= INT64_MAX),
+              int_id is None or is_int64(int_id),
               _optional(job_guid, str), _optional(name, str),
               type(body) is str or (body is None and deleted == 1),  # None: a tombstone
               _optional(content, str), is_valid_stamp(hlc),
