@@ -10,7 +10,7 @@ about tools, results or replication.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Optional
 
@@ -87,6 +87,8 @@ class MessageLog:
 
     def add(self, message: Message) -> Message:
         self._messages.append(message)
+        for listener in _listeners.get():
+            listener(message)
         return message
 
     def add_message(self, text: str, *, message_type: int = TYPE_INFORMATIVE) -> Message:
@@ -164,6 +166,9 @@ _target_log: ContextVar[Optional[MessageLog]] = ContextVar(
     "wmx_running_tool_messages", default=None
 )
 _severity_level: ContextVar[int] = ContextVar("wmx_severity_level", default=ERROR)
+_listeners: ContextVar[tuple[Callable[[Message], None], ...]] = ContextVar(
+    "wmx_message_listeners", default=()
+)
 
 
 def _last() -> MessageLog:
@@ -184,6 +189,17 @@ def _target() -> MessageLog:
 def set_last_messages(log: MessageLog) -> None:
     """Record ``log`` as the last tool's messages (called by the tool runner)."""
     _last_log.set(log)
+
+
+@contextlib.contextmanager
+def listening(listener: Callable[[Message], None]) -> Iterator[None]:
+    """Call ``listener`` with each message as it is written, while the block runs (the
+    command line prints a tool's messages as they happen, not only when it ends)."""
+    token = _listeners.set((*_listeners.get(), listener))
+    try:
+        yield
+    finally:
+        _listeners.reset(token)
 
 
 @contextlib.contextmanager

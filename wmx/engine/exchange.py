@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import attrs
 
+from wmx import progress
 from wmx.model.changes import ROW_FIELDS, Change
 from wmx.model.clock import stamp_from_datetime
 from wmx.repository.base import ApplyReport, InvalidRequest, NodeInfo, Repository
@@ -114,7 +115,9 @@ def export_repository(repository: Repository, folder: str | Path, *,
             out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
             attributes = " ".join(f"{k}={quoteattr(v)}" for k, v in header.items())
             out.write(f"<WMXExchange {attributes}>\n")
-            for row in _rows(repository, since, until):
+            whole = since is None and until is None
+            for row in progress.track(_rows(repository, since, until), f"export {info.name}",
+                                      total=progress.size_of(repository) if whole else None):
                 _write_element(out, Change.from_row(row))
                 count += 1
             out.write("</WMXExchange>\n")
@@ -183,7 +186,8 @@ def import_file(repository: Repository, path: str | Path,
     if mode is MergeMode.REPLACE:
         load_id = repository.begin_load()
         try:
-            for batch in _batches(read_changes(path), PAGE_SIZE):
+            for batch in progress.track(_batches(read_changes(path), PAGE_SIZE),
+                                        f"import {local.name}", size=len):
                 repository.load_rows(load_id, [c.to_row() for c in batch])
                 report.inserted += len(batch)
             info = repository.commit_load(
@@ -193,7 +197,8 @@ def import_file(repository: Repository, path: str | Path,
             repository.abort_load(load_id)
             raise
         return report, info
-    for batch in _batches(read_changes(path), PAGE_SIZE):
+    for batch in progress.track(_batches(read_changes(path), PAGE_SIZE), f"import {local.name}",
+                                size=len):
         report.add(repository.apply(batch, parent_node=local.node_id,
                                     source_node=header.node_id))
     return report, repository.info()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Optional
 
+from wmx import progress
 from wmx.engine.cluster import Cluster, Opener, opened
 from wmx.engine.exchange import export_repository
 from wmx.engine.outcome import ChildOutcome, ChildTarget, RunOutcome
@@ -67,7 +68,9 @@ def _replicate_child(cluster: Cluster, target: ChildTarget, open_child: Opener,
             resume_from = cluster.parent.info().seq
             loaded = 0
             with _SnapshotReader(cluster.parent, page_size) as pages:
-                for page in pages:
+                for page in progress.track(pages, f"replicate {target.name}",
+                                           total=progress.size_of(cluster.parent),
+                                           size=lambda page: len(page.rows)):
                     if page.rows:
                         repository.load_rows(load_id, page.rows)
                         loaded += len(page.rows)

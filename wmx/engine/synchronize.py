@@ -23,6 +23,7 @@ from typing import Optional
 
 import attrs
 
+from wmx import progress
 from wmx.engine.cluster import Cluster, Opener
 from wmx.engine.feed import change_pages
 from wmx.engine.outcome import SKIPPED, ChildOutcome, ChildTarget, RunOutcome
@@ -100,8 +101,10 @@ def _consolidate(cluster: Cluster, session: _Session, policy: ConflictPolicy, dr
     """Apply the child's own versions at the parent, from the pull checkpoint on, with
     conflict detection; the checkpoint follows each committed page."""
     child, node, info = session.outcome, session.node, session.info
-    for page in change_pages(session.repository, node.pull_seq, page_size=page_size,
-                             origin=info.node_id, since_time=since_time, until_seq=until_seq):
+    pages = change_pages(session.repository, node.pull_seq, page_size=page_size,
+                         origin=info.node_id, since_time=since_time, until_seq=until_seq)
+    for page in progress.track_log(pages, f"pull {child.target.name}", start=node.pull_seq,
+                                   end=until_seq):
         if page.changes:
             report = cluster.parent.apply(
                 page.changes, parent_node=cluster.parent_id, source_node=info.node_id,
@@ -142,9 +145,12 @@ def _push_pages(cluster: Cluster, session: _Session, dry_run: bool, page_size: i
     """Push the parent's versions from the push checkpoint on; ``guarded``: a page is refused
     if the child changed one of its elements since its last consolidation (then False)."""
     child, node = session.outcome, session.node
-    for page in change_pages(cluster.parent, node.push_seq, page_size=page_size,
-                             exclude_origin=session.info.node_id, since_time=since_time,
-                             until_seq=cluster.parent.info().seq):
+    head = cluster.parent.info().seq
+    pages = change_pages(cluster.parent, node.push_seq, page_size=page_size,
+                         exclude_origin=session.info.node_id, since_time=since_time,
+                         until_seq=head)
+    for page in progress.track_log(pages, f"push {child.target.name}", start=node.push_seq,
+                                   end=head):
         changes = page.changes
         if dry_run and not page.more:
             changes = _with_pending(changes, pending, session.info.node_id)
