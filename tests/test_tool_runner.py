@@ -59,6 +59,8 @@ EXPORT = ToolSpec(
     ],
 )
 CHILDREN = "Ohio true http://ohio/WMServer 2011-08-08 12:00"
+#: A row that warns (SPEC §2.2: a date that reads both ways is read month-first, with a warning).
+WARNED_CHILDREN = "Ohio true http://ohio/WMServer 01/12/2026"
 START = re.compile(r"^Start Time: \w+day, \w+ \d{1,2}, \d{4} \d{1,2}:\d\d:\d\d [AP]M$")
 END = re.compile(
     r"^(Succeeded|Failed) at \w+day, \w+ \d{1,2}, \d{4} \d{1,2}:\d\d:\d\d [AP]M "
@@ -120,9 +122,9 @@ def test_keyword_and_mixed_binding():
 
 
 def test_warnings_do_not_raise_at_the_default_level():
-    result = sync("http://parent/WMServer", "Parent", CHILDREN)
+    result = sync("http://parent/WMServer", "Parent", WARNED_CHILDREN)
     assert result.maxSeverity == 1
-    assert "is not quoted" in result.getMessages(1)
+    assert "could be day-first" in result.getMessages(1)
 
 
 def test_python_binding_errors_are_type_errors():
@@ -196,14 +198,14 @@ def test_get_messages_after_a_caught_execute_error():
 
 def test_value_table_errors_are_validation_failures_of_that_parameter():
     with pytest.raises(WmxValidationError) as caught:
-        sync("http://parent/WMServer", "Parent", "Ohio maybe http://ohio/WMServer")
+        sync("http://parent/WMServer", "Parent", "Ohio true http://a;OHIO true http://b")
     assert str(caught.value).split("\n") == [
         "Failed to execute. Parameters are not valid.",
-        "ERROR 000800: Child Repository Names and URLs: Row 1, connected: "
-        "The value is not a member of true | false.",
+        "ERROR 000589: Child Repository Names and URLs: Row 2, child_repository: "
+        "Duplicate child repository name OHIO (also in row 1).",
         "Failed to execute (SynchronizeJobData).",
     ]
-    assert caught.value.code == 800
+    assert caught.value.code == 589
 
 
 def test_body_validation_failure_lists_every_issue():
@@ -325,10 +327,10 @@ def test_level_zero_returns_a_failed_result_instead_of_raising():
 def test_level_one_raises_execute_warning_on_warnings():
     m.SetSeverityLevel(1)
     with pytest.raises(ExecuteWarning) as caught:
-        sync("http://parent/WMServer", "Parent", CHILDREN)
+        sync("http://parent/WMServer", "Parent", WARNED_CHILDREN)
     warning = caught.value
     assert not isinstance(warning, ExecuteError)
-    assert "is not quoted" in str(warning)
+    assert "could be day-first" in str(warning)
     assert warning.result.status == 4
     assert m.GetMaxSeverity() == 1
     with pytest.raises(WmxValidationError):
@@ -337,7 +339,7 @@ def test_level_one_raises_execute_warning_on_warnings():
 
 
 def test_level_two_ignores_warnings():
-    assert sync("http://parent/WMServer", "Parent", CHILDREN).maxSeverity == 1
+    assert sync("http://parent/WMServer", "Parent", WARNED_CHILDREN).maxSeverity == 1
 
 
 # --- message state ----------------------------------------------------------------------------

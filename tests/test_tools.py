@@ -15,7 +15,7 @@ def _sync_rows(cluster, names=None):
 
 
 @pytest.mark.parametrize("children, code, fragment", [
-    ("Child1 maybe {c1} #", 800, "The value is not a member of true | false."),
+    ("Child1 true {c1} #;Child2 true", 589, "Expected 3 or 4 values"),
     ("Child1 true {c1} 2011-13-45 99:00", 589, "last_sync_time"),
     ("Child1 true {c1} #;child1 true {c2} #", 589, "Duplicate child repository name"),
     ("Child1 true {parent} #", 733, ""),

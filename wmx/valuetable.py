@@ -255,6 +255,20 @@ def _us_datetime(match: re.Match, text: str) -> datetime:
         raise _time_error(text, f"{error}; the form is month/day/year") from None
 
 
+def two_way_date(value: Any) -> Optional[tuple[str, str]]:
+    """``01/12/2026`` reads both ways: (the month-first date wmx uses, the day-first one it
+    passed over), both as ``YYYY-MM-DD``; None when the text reads only one way."""
+    if not isinstance(value, str):
+        return None
+    match = _US_TIME.fullmatch(value.strip().upper())
+    if match is None:
+        return None
+    month, day, year = int(match["month"]), int(match["day"]), match["year"]
+    if month == day or not (1 <= month <= 12 and 1 <= day <= 12):
+        return None
+    return f"{year}-{month:02d}-{day:02d}", f"{year}-{day:02d}-{month:02d}"
+
+
 def format_time(value: datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` in UTC. Sub-second digits are dropped (rounding down, so a
     written last-sync time is never later than the real one)."""
@@ -561,11 +575,17 @@ def parse_last_sync(text: str) -> list[LastSyncRow]:
     return rows
 
 
-def _count_error(columns: Sequence[str], found: int) -> ValueTableError:
+def _count_error(
+    columns: Sequence[str], found: int, *, last_optional: bool = False
+) -> ValueTableError:
+    """``Expected 3 values (...)``; a Synchronize row says that 3 or 4 are accepted."""
+    if last_optional:
+        names = " ".join(columns[:-1]) + f" [{columns[-1]}]"
+        expected = f"{len(columns) - 1} or {len(columns)}"
+    else:
+        names, expected = " ".join(columns), str(len(columns))
     return ValueTableError(
-        INVALID_VALUE,
-        "",
-        f"Expected {len(columns)} values ({' '.join(columns)}), found {found}.",
+        INVALID_VALUE, "", f"Expected {expected} values ({names}), found {found}."
     )
 
 
@@ -635,27 +655,58 @@ def _raw_rows(value: Any, width: int) -> list[tuple[list[Any], bool]]:
     )
 
 
-def _split_time(
-    cells: list[Any], from_text: bool, number: int, warnings: list[str]
-) -> tuple[list[Any], Any]:
+def _split_time(cells: list[Any], from_text: bool) -> tuple[list[Any], Any]:
     """Separate name/connected/URL from the last-sync time of a Synchronize row: an optional
     trailing status (``OK``/``FAILED``/``SKIPPED``) is dropped, and in text rows extra tokens
-    (Esri's unquoted ``2011-08-08 12:00``) are joined into the time, with a warning."""
+    are joined into the time, silently: Esri's own sample writes ``2011-08-08 12:00`` unquoted."""
     if len(cells) < 3:
-        raise _count_error(SYNCHRONIZE_COLUMNS, len(cells))
+        raise _count_error(SYNCHRONIZE_COLUMNS, len(cells), last_optional=True)
     head, rest = cells[:3], cells[3:]
     if len(rest) >= 2 and _is_status(rest[-1]):
         rest = rest[:-1]
     if len(rest) <= 1:
         return head, rest[0] if rest else None
     if not from_text or not all(isinstance(cell, str) for cell in rest):
-        raise _count_error(SYNCHRONIZE_COLUMNS, len(cells))
-    joined = " ".join(rest)
+        raise _count_error(SYNCHRONIZE_COLUMNS, len(cells), last_optional=True)
+    return head, " ".join(rest)
+
+
+_TIME_PART = re.compile(r"\d[\d/:.T-]*(?:Z|[+-]\d\d(?::?\d\d)?)?|[AP]M", re.IGNORECASE)
+
+
+def _with_quoting_hint(error: ValueTableError, cells: list[Any]) -> ValueTableError:
+    """A text row whose URL held an unquoted space fails as a count or time error; say what
+    the user most likely meant: the URL and the tokens after it, quoted."""
+    if error.code != INVALID_VALUE or error.column not in ("", "last_sync_time"):
+        return error
+    path: list[str] = []
+    for cell in cells[2:]:
+        if not isinstance(cell, str) or _TIME_PART.fullmatch(cell) or _is_status(cell):
+            break
+        path.append(cell)
+    if len(path) < 2:
+        return error
+    hint = f" If the URL or path contains spaces, quote it: {format_cell(' '.join(path))}."
+    return ValueTableError(error.code, error.column, error.message + hint,
+                           row=error.row, parameter=error.parameter)
+
+
+def _connected(
+    value: Any, synchronize: bool, name: str, number: int, warnings: list[str]
+) -> bool:
+    """Replicate needs ``true``/``false`` (000800 otherwise). Synchronize, as Esri's tool,
+    processes only ``true`` children: any other value skips the child with a warning."""
+    try:
+        return parse_bool(value)
+    except ValueTableError:
+        if not synchronize:
+            raise
+    shown = value if isinstance(value, str) else format_cell(None) if value is None else repr(value)
     warnings.append(
-        f"Row {number}: the last_sync_time {joined} is not quoted; its {len(rest)} parts were "
-        f"read as one time. Quote values that contain spaces: '{joined}'."
+        f"Row {number}: connected is {shown}, not true or false; {name} is skipped "
+        "(Synchronize processes only children whose connected value is true)."
     )
-    return head, joined
+    return False
 
 
 def _location_key(location: str) -> str:
@@ -693,15 +744,22 @@ def parse_child_rows(
     for number, (cells, from_text) in enumerate(raw, 1):
         try:
             if synchronize:
-                head, when = _split_time(cells, from_text, number, warnings)
+                head, when = _split_time(cells, from_text)
             elif len(cells) != len(columns):
                 raise _count_error(columns, len(cells))
             else:
                 head, when = cells, None
             name = _required(head[0], columns[0])
-            connected = parse_bool(head[1])
+            connected = _connected(head[1], synchronize, name, number, warnings)
             url = _required(head[2], "URL")
             child = ChildRow(name, connected, url, _optional_time(when))
+            readings = two_way_date(when)
+            if readings:
+                warnings.append(
+                    f"Row {number}: last_sync_time {when.strip()} was read month-first as "
+                    f"{readings[0]} (Esri's US form); it could be day-first ({readings[1]}). "
+                    "Write the date as YYYY-MM-DD to remove the doubt."
+                )
             if name.casefold() in seen:
                 raise ValueTableError(
                     INVALID_VALUE,
@@ -717,7 +775,8 @@ def parse_child_rows(
                     + " (a repository cannot be its own child)",
                 )
         except ValueTableError as error:
-            raise error.at_row(number) from None
+            hinted = _with_quoting_hint(error, cells) if from_text else error
+            raise hinted.at_row(number) from None
         seen[name.casefold()] = number
         children.append(child)
     return children, warnings
