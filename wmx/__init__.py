@@ -4,7 +4,13 @@
 what they call: the tools under every name Esri used, ``Result``, ``ExecuteError``,
 ``ValueTable``, the message functions and the licensing calls. ``wmx.open_repository`` opens
 any repository (embedded file or WMServer URL) for Python code of its own.
+
+The package logs through the ``wmx`` logger (``wmx.engine``, ``wmx.tools`` ...) and adds only a
+``NullHandler`` to it: a script or notebook that configures no logging sees nothing from wmx on
+stderr; one that does (``logging.basicConfig``) sees wmx's records like any other library's.
 """
+
+import logging
 
 from wmx.errors import (
     ExecuteError,
@@ -54,6 +60,8 @@ from wmx.tools import (
 from wmx.valuetable import ValueTable
 
 __version__ = "0.1.0"
+
+logging.getLogger("wmx").addHandler(logging.NullHandler())
 
 globals().update(SUFFIXED_TOOLS)
 

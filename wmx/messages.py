@@ -10,6 +10,7 @@ about tools, results or replication.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Optional
@@ -263,12 +264,32 @@ def AddReturnMessage(index: int) -> None:
         _target().add(log[index])
 
 
+_RETRIES_EXCEEDED = re.compile(
+    r"HTTPS?ConnectionPool\(host='(?P<host>[^']*)', port=(?P<port>\d+)\): Max retries exceeded "
+    r"with url: \S+ \(Caused by \w+\((?P<reason>.*)\)\)",
+    re.DOTALL,
+)
+_CONNECTION_REPR = re.compile(r"\bHTTPS?Connection(?:Pool)?\(host='([^']*)', port=(\d+)\)")
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>(?:: )?")
+
+
+def user_text(text: str) -> str:
+    """``text`` without urllib3's wrapping (pool and connection reprs, object addresses,
+    "Max retries exceeded ... Caused by"): the host, the port and the reason, as a user
+    would say it. Transport details belong in DEBUG logs, never in messages."""
+    text = _RETRIES_EXCEEDED.sub(lambda m: m["reason"].strip("'\""), text)
+    text = _OBJECT_REPR.sub("", text)
+    return _CONNECTION_REPR.sub(r"\1:\2", text)
+
+
 def safe_text(message: object) -> str:
-    """The string form of any object, even one whose ``__str__`` raises."""
+    """The string form of any object, even one whose ``__str__`` raises, in the user's
+    terms (:func:`user_text`)."""
     try:
-        return str(message)
+        text = str(message)
     except Exception:  # a broken __str__ must not make AddMessage raise
         return object.__repr__(message)
+    return user_text(text)
 
 
 def SetSeverityLevel(level: int) -> None:

@@ -77,7 +77,8 @@ def require_user(call: Call) -> str:
     user = find_user(call.repository, given)
     if user is None:
         raise ServiceError(FORBIDDEN, f"User '{user_name(given)}' is not a Workflow Manager "
-                           "user of this repository")
+                           "user of this repository; set WMX_USER (or pass --user to the wmx "
+                           "command) to a user of this repository")
     return user.user_name
 
 
