@@ -118,6 +118,9 @@ class ApplyReport:
     refused: bool = False
     """Nothing was applied: an element of the batch was written here after
     ``refuse_if_changed_since`` (see :meth:`Repository.apply`)."""
+    warnings: list[str] = attrs.Factory(list)
+    """Applied here, but not everywhere it must reach: an element that an Esri server's
+    surface cannot write, one line per element (the tools print them as WARNINGs)."""
 
     @property
     def writes(self) -> int:
@@ -129,6 +132,7 @@ class ApplyReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.conflicts.extend(other.conflicts)
         self.written.extend(other.written)
+        self.warnings.extend(other.warnings)
 
 
 @runtime_checkable
