@@ -1,5 +1,9 @@
-"""What ``wmx status`` shows: who a repository is, its cluster, how much each child has
-waiting, and the conflict log. Read-only; works over any backend."""
+"""What ``wmx status`` and ``wmx conflicts`` show: who a repository is, its cluster, how much
+each child has waiting, and the conflict log, with every node named as the cluster knows it.
+
+Read-only; works over any backend. It must never write, and never show a node id where a
+name is known.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,22 @@ class StatusReport:
     info: NodeInfo
     nodes: list[NodeStatus]
     conflicts: list[ConflictRecord]
+
+    @property
+    def children(self) -> list[NodeStatus]:
+        """The cluster members other than this repository itself."""
+        return [entry for entry in self.nodes if entry.node.node_id != self.info.node_id]
+
+    def name_of(self, node_id: Optional[str]) -> str:
+        """A node's name as this repository knows it; an unknown node by a short id."""
+        if not node_id:
+            return "(none)"
+        if node_id == self.info.node_id:
+            return self.info.name
+        for entry in self.nodes:
+            if entry.node.node_id == node_id:
+                return entry.node.name
+        return f"node {node_id[:8]}"
 
 
 def count_changes(repository: Repository, since_seq: int, *,
