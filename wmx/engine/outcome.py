@@ -7,7 +7,7 @@ data only, so a dry run and a real run can be compared field by field.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Optional, Union
 
 import attrs
 
@@ -36,13 +36,26 @@ class ChildOutcome:
     pushed: ApplyReport = attrs.Factory(ApplyReport)
     loaded_rows: int = 0
     export_file: Optional[str] = None
+    cause: Optional[Exception] = attrs.field(default=None, eq=False, repr=False)
+    """The exception that failed this child's part of the run: its class tells the tools
+    which code to report and which node (this child, or the parent while serving it) failed."""
+
+    notice: Optional[str] = None
+    """Something the administrator should know although the child succeeded (it was
+    recognized as restored from a backup, its content was saved before a replicate...)."""
+    saved_file: Optional[str] = None
+    """An exchange file holding what the child held before a replicate replaced it, when that
+    was not this cluster's data (see :func:`wmx.engine.replicate.replicate`)."""
 
     @property
     def conflicts(self) -> list[ConflictRecord]:
-        return self.pulled.conflicts
+        """Conflicts met consolidating the child's changes and pushing the parent's to it."""
+        return self.pulled.conflicts + self.pushed.conflicts
 
-    def fail(self, error: str) -> None:
-        self.status, self.error = FAILED, error
+    def fail(self, cause: Union[Exception, str]) -> None:
+        """``cause``: the exception (or only its text, when the caller has no exception)."""
+        self.status, self.error = FAILED, str(cause)
+        self.cause = cause if isinstance(cause, Exception) else None
         self.last_sync_time = self.target.last_sync_time
 
 

@@ -45,6 +45,8 @@ LOGGER = logging.getLogger("wmx.tools")
 #: Values that mean "not supplied", as in arcpy.
 _SKIP_MARKERS = ("", "#")
 _VALUE_TABLE_TYPES = ("value table", "gpvaluetable")
+_VERBS = {None: "Succeeded", "validation": "Failed", "runtime": "Failed",
+          "incomplete": "Completed with errors"}
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _MONTHS = (
     "January", "February", "March", "April", "May", "June",
@@ -95,6 +97,7 @@ class ToolContext:
     def __init__(self, spec: ToolSpec, log: MessageLog) -> None:
         self.spec = spec
         self._log = log
+        self.incomplete = False
 
     def add_message(self, text: str) -> None:
         self._log.add_message(text)
@@ -105,6 +108,11 @@ class ToolContext:
     def add_error(self, text: str, code: Optional[int] = None) -> None:
         """Record an error without stopping the body; the run fails when the body returns."""
         self._log.add_error(text, code)
+
+    def mark_incomplete(self) -> None:
+        """Part of the work failed (its warnings say which) and the rest was done: the run
+        returns its Result, status Failed, closing "Completed with errors", never raising."""
+        self.incomplete = True
 
 
 class ValidationFailure(Exception):
@@ -146,7 +154,7 @@ def run_tool(spec: ToolSpec, args: tuple, kwargs: dict, body: Body) -> Result:
         failure, outputs = _write_validation(log, spec, issues), {}
     else:
         failure, outputs = _call_body(spec, body, values, log)
-    verb = "Failed" if failure else "Succeeded"
+    verb = _VERBS[failure]
     elapsed = time.perf_counter() - clock
     log.add_message(
         f"{verb} at {_timestamp(datetime.now())} (Elapsed Time: {elapsed:.2f} seconds)",
@@ -197,10 +205,11 @@ def _is_skip(value: Any) -> bool:
 def _call_body(
     spec: ToolSpec, body: Body, values: dict[str, Any], log: MessageLog
 ) -> tuple[Optional[str], dict[str, str]]:
-    """Run the body; return (None | "validation" | "runtime", outputs)."""
+    """Run the body; return (None | "validation" | "runtime" | "incomplete", outputs)."""
+    ctx = ToolContext(spec, log)
     try:
         with collecting(log):
-            returned = body(ToolContext(spec, log), dict(values))
+            returned = body(ctx, dict(values))
         outputs = _outputs(spec, returned)
     except ValidationFailure as failure:
         return _write_validation(log, spec, failure.issues), {}
@@ -219,7 +228,7 @@ def _call_body(
         return _write_runtime(log, spec), {}
     if log.max_severity == ERROR:  # the body called add_error / AddError and returned
         return _write_runtime(log, spec), outputs
-    return None, outputs
+    return ("incomplete" if ctx.incomplete else None), outputs
 
 
 def _outputs(spec: ToolSpec, returned: Optional[Mapping[str, str]]) -> dict[str, str]:
