@@ -12,6 +12,13 @@ stderr; one that does (``logging.basicConfig``) sees wmx's records like any othe
 
 import logging
 
+from wmx.arcpy_env import (
+    ClearEnvironment,
+    EnvManager,
+    ListEnvironments,
+    ResetEnvironments,
+    env,
+)
 from wmx.errors import (
     ExecuteError,
     ExecuteWarning,
@@ -39,8 +46,17 @@ from wmx.messages import (
     SetProgressorPosition,
     SetSeverityLevel,
 )
+from wmx.not_provided import package_getattr as __getattr__  # noqa: F401 - arcpy.da & co
 from wmx.repository import open_repository
 from wmx.result import Result
+from wmx.script_tool import (
+    AddIDMessage,
+    GetArgumentCount,
+    GetParameter,
+    GetParameterAsText,
+    SetParameter,
+    SetParameterAsText,
+)
 from wmx.toolbox import (
     SUFFIXED_TOOLS,
     CheckExtension,
@@ -66,13 +82,16 @@ logging.getLogger("wmx").addHandler(logging.NullHandler())
 globals().update(SUFFIXED_TOOLS)
 
 __all__ = [
-    "AddError", "AddMessage", "AddReturnMessage", "AddWarning", "CheckExtension",
-    "CheckInExtension", "CheckOutExtension", "ClearJobReplicationInfo", "CreateJobDataReplica",
-    "ExecuteError", "ExecuteWarning", "ExportJobData", "GetAllMessages", "GetMaxSeverity",
-    "GetMessage", "GetMessageCount", "GetMessages", "GetSeverity", "GetSeverityLevel",
-    "ImportJobData", "ImportToolbox", "ReplicateJobData", "ResetProgressor", "Result",
+    "AddError", "AddIDMessage", "AddMessage", "AddReturnMessage", "AddWarning", "CheckExtension",
+    "CheckInExtension", "CheckOutExtension", "ClearEnvironment", "ClearJobReplicationInfo",
+    "CreateJobDataReplica", "EnvManager", "ExecuteError", "ExecuteWarning", "ExportJobData",
+    "GetAllMessages", "GetArgumentCount", "GetMaxSeverity", "GetMessage", "GetMessageCount",
+    "GetMessages", "GetParameter", "GetParameterAsText", "GetSeverity", "GetSeverityLevel",
+    "ImportJobData", "ImportToolbox", "ListEnvironments", "ReplicateJobData",
+    "ResetEnvironments", "ResetProgressor", "Result", "SetParameter", "SetParameterAsText",
     "SetProgressor", "SetProgressorLabel", "SetProgressorPosition", "SetSeverityLevel",
     "SynchronizeJobData", "ValueTable", "WmxAuthorizationError", "WmxConflictError",
-    "WmxConnectionError", "WmxRuntimeError", "WmxValidationError", "open_repository", "wmx",
+    "WmxConnectionError", "WmxRuntimeError", "WmxValidationError", "env", "open_repository",
+    "wmx",
     *SUFFIXED_TOOLS,
 ]

@@ -238,6 +238,12 @@ def GetAllMessages() -> list[list]:
     return _last().all_messages()
 
 
+def add_to_current(message: Message) -> None:
+    """Add ``message`` where ``AddMessage`` writes (the running tool's log, else the last
+    tool's): for message functions that build coded messages (``AddIDMessage``)."""
+    _target().add(message)
+
+
 def AddMessage(message: object) -> None:
     """Add an informative message; never raises."""
     _target().add_message(safe_text(message))
