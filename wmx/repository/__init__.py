@@ -1,7 +1,9 @@
 """The client layer: one ``open_repository(location)`` whatever the backend.
 
-``http(s)://…/WMServer`` opens the REST client; ``sqlite:///path`` or a file path opens the
-embedded store. The engine only ever sees :class:`wmx.repository.base.Repository`.
+``http(s)://…/WMServer`` opens the REST client of ``wmx serve`` or, for a server that answers
+the first probe as Esri's WMServer does, the Esri client with its mirror (``wmx.remote``);
+``sqlite:///path`` or a file path opens the embedded store. The engine only ever sees
+:class:`wmx.repository.base.Repository`.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ def open_repository(location: str | Path, token: Optional[str] = None, *,
     """Open a repository by the string a value table would name it with.
 
     ``token`` and ``user`` (the Workflow Manager user the REST calls act as; default: the OS
-    login) matter only for services; an embedded file is opened with local rights.
+    login) matter only for services; an embedded file is opened with local rights. For an
+    Esri server without a token, ``WMX_USERNAME``/``WMX_PASSWORD`` (or the keyring) are used
+    to generate one.
     """
     location = str(location).strip()
     if not location:
         raise RepositoryNotFound("No repository location given")
     if is_service_url(location):
-        from wmx.repository.rest import RestRepository
+        from wmx.remote import open_service
 
-        return RestRepository(location, token=token, user=user, **options)
+        return open_service(location, token=token, user=user, **options)
     if location.lower().startswith("postgresql://"):
         raise RepositoryNotFound("PostgreSQL repositories are not supported yet")
     from wmx.repository.embedded import EmbeddedRepository

@@ -1,0 +1,58 @@
+"""Repositories behind servers that are not wmx: Esri's Workflow Manager (Classic) WMServer.
+
+:func:`open_service` tells an Esri server from ``wmx serve`` on first contact and opens the
+matching client; :class:`EsriRepository` is the Esri one. Nothing here is known to the engine,
+which sees only :class:`wmx.repository.base.Repository`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+from wmx.remote.esri_client import probe_is_esri
+from wmx.remote.esri_tokens import TokenSource, credentials_for, token_url_for
+from wmx.remote.mirror import canonical_url, mirror_path
+from wmx.repository.base import Repository
+
+_KNOWN: dict[str, bool] = {}
+_KNOWN_LOCK = threading.Lock()
+"""Verdicts of this process (canonical URL -> is Esri): a server is probed once."""
+
+
+def is_esri_server(location: str, *, token: Optional[str] = None, timeout: float = 30.0,
+                   verify: bool | str = True) -> bool:
+    """Whether a WMServer URL is an Esri server. A server that already has a mirror in the
+    state folder is one (it was detected before); any other is probed once per process."""
+    key = canonical_url(location)
+    with _KNOWN_LOCK:
+        if key in _KNOWN:
+            return _KNOWN[key]
+    if mirror_path(location).is_file():
+        verdict = True
+    else:
+        tokens = TokenSource(token=token, credentials=None if token else credentials_for(
+            location), token_url=token_url_for(location), timeout=timeout, verify=verify)
+        verdict = probe_is_esri(location, tokens=tokens, timeout=timeout, verify=verify)
+    with _KNOWN_LOCK:
+        _KNOWN[key] = verdict
+    return verdict
+
+
+def open_service(location: str, token: Optional[str] = None, *, user: Optional[str] = None,
+                 **options: Any) -> Repository:
+    """The repository at a WMServer URL: an Esri server's mirror-backed client, or the
+    ``wmx serve`` REST client."""
+    esri_options = {k: options[k] for k in ("timeout", "verify") if k in options}
+    if is_esri_server(location, token=token, **esri_options):
+        from wmx.remote.esri import EsriRepository
+
+        allowed = ("timeout", "verify", "connections", "credentials", "token_url")
+        return EsriRepository(location, token=token, user=user,
+                              **{k: v for k, v in options.items() if k in allowed})
+    from wmx.repository.rest import RestRepository
+
+    return RestRepository(location, token=token, user=user, **options)
+
+
+__all__ = ["is_esri_server", "open_service"]

@@ -1,0 +1,741 @@
+"""An Esri Workflow Manager (Classic) server as a repository of the cluster.
+
+:class:`EsriRepository` implements :class:`wmx.repository.base.Repository` over Esri's
+documented REST surface, so the engine runs unchanged with Esri servers as parents, children,
+or the whole cluster. Esri offers no change feed, so each server has a mirror in the state
+folder (:mod:`wmx.remote.mirror`) and:
+
+* **pull** (first use of a repository object): read the whole server, give each element its
+  cluster identity, and record in the mirror, as that server's own versions, what differs from
+  what the mirror holds; ``changes()`` and ``snapshot()`` are then the mirror's;
+* **push** (``apply``, and a replicate's ``commit_load``): the mirror decides what wins, as any
+  store does; the versions it took are marked pending in the same transaction and written
+  through Esri's write endpoints, each compared with the server's current state first, so a
+  push that was interrupted is finished by the next run without creating anything twice.
+  What Esri's surface cannot write is a WARNING naming the element, repeated by every run
+  until it is resolved, and never stops the other changes.
+
+Identity rules (see ``docs/esri-servers.md``): a job is matched by its id (unique in a
+cluster) before a GUID is derived for it (``job_guid_for``); server-assigned ids of holds,
+attachments, dependencies and extended-property records are mapped to GUIDs in the mirror;
+activity records are keyed by what they say. This module must never send a request outside
+Esri's documented surface (the ``x-`` probe of first contact lives in ``esri_client``).
+"""
+
+from __future__ import annotations
+
+import logging
+import ntpath
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Optional
+
+import attrs
+
+from wmx.model import codec
+from wmx.model.changes import Change, ConflictPolicy
+from wmx.model.records import (
+    CONFIG_KINDS,
+    ID_BLOCK_SIZE,
+    NAMED_KINDS,
+    RECORD_TYPES,
+    STAGE_CLOSED,
+    STORAGE_EMBEDDED,
+    STORAGE_LINKED_FILE,
+    Activity,
+    Attachment,
+    Job,
+    Notes,
+    Record,
+    to_millis,
+)
+from wmx.remote.esri_client import EsriClient, default_user
+from wmx.remote.esri_read import JobBundle, read_configuration, read_job, read_job_ids
+from wmx.remote.esri_tokens import TokenSource, credentials_for, token_url_for
+from wmx.remote.mirror import (
+    MirrorBook,
+    Seen,
+    canonical_url,
+    element_guid_for,
+    job_guid_for,
+    live_rows,
+    node_id_for,
+    open_mirror,
+    projection,
+    reconcile,
+)
+from wmx.repository.base import (
+    ApplyReport,
+    ChangePage,
+    ConflictRecord,
+    InvalidRequest,
+    NodeInfo,
+    NodeRecord,
+    RepositoryError,
+    SnapshotPage,
+)
+from wmx.repository.jobs import notes_guid
+from wmx.repository.setup import builtin_guid
+from wmx.repository.wire import JOB_CREATE_PARAMS, JOB_PARAMS
+
+log = logging.getLogger("wmx.esri")
+
+_KIND_ORDER = ("notes", "hold", "activity", "attachment", "extended_property", "dependency")
+_SUB_KINDS_WITH_IDS = ("hold", "attachment", "dependency", "extended_property")
+_CANNOT_WRITE = "Esri documents no REST operation that writes {what}"
+_PLURAL = {"job_type": "job types", "status": "job statuses", "priority": "job priorities",
+           "activity_type": "activity types", "hold_type": "hold types", "user": "users",
+           "group": "groups", "config_property": "configuration properties"}
+
+
+def _service_name(url: str) -> str:
+    parts = url.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 and parts[-1].lower() == "wmserver" else parts[-1]
+
+
+def activity_keys(records: Sequence[Activity]) -> list[str]:
+    """Keys for activity records, which have no id: what they say, numbered when repeated."""
+    counts: Counter[str] = Counter()
+    keys = []
+    for record in records:
+        text = f"{record.type}|{to_millis(record.date)}|{record.user or ''}|{record.message}"
+        counts[text] += 1
+        keys.append(f"{text}#{counts[text]}")
+    return keys
+
+
+class _Refused(Exception):
+    """This element cannot be written to the Esri server; the text says why."""
+
+
+class EsriRepository:
+    """An Esri WMServer service as a cluster node, through its mirror in the state folder."""
+
+    def __init__(self, location: str, token: Optional[str] = None, *,
+                 user: Optional[str] = None, timeout: float = 30.0, connections: int = 8,
+                 verify: bool | str = True, credentials: Optional[tuple[str, str]] = None,
+                 token_url: Optional[str] = None) -> None:
+        self.location = location.strip().rstrip("/")
+        self.node_id = node_id_for(self.location)
+        tokens = TokenSource(
+            token=token, credentials=None if token else (
+                credentials or credentials_for(self.location)),
+            token_url=token_url or token_url_for(self.location), timeout=timeout,
+            verify=verify)
+        self.client = EsriClient(self.location, tokens=tokens,
+                                 user=user if user is not None else default_user(),
+                                 timeout=timeout, connections=connections, verify=verify)
+        try:
+            self._root = self.client.root()
+            name = self._repository_name()
+            properties = self._root.get("configProperties") or {}
+            start = str(properties.get("JOB_ID_START_VALUE", "1")).strip()
+            self.mirror = open_mirror(self.location, name=name,
+                                      id_block_start=int(start) if start.isdigit() else 1)
+        except BaseException:
+            self.client.close()
+            raise
+        self.book = MirrorBook(self.mirror)
+        self._server: dict[int, Optional[JobBundle]] = {}
+        self._config: Optional[list[Record]] = None
+        self._pulled = False
+        self._warned: dict[str, str] = {}
+        self._new_warnings: list[str] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<EsriRepository {self.location!r}>"
+
+    def __enter__(self) -> EsriRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+        self.mirror.close()
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every element this run could not write to the server, one line each."""
+        return list(self._warned.values())
+
+    def _repository_name(self) -> str:
+        """The node name ``replication/info`` gives this server, else the service name."""
+        if self.client.user:
+            try:
+                nodes = self.client.get("replication/info", user=self.client.user).get(
+                    "nodes") or []
+            except RepositoryError:
+                nodes = []
+            own = canonical_url(self.location)
+            for node in nodes:
+                if isinstance(node, dict) and node.get("name") and canonical_url(
+                        str(node.get("serverURL") or "")) == own:
+                    return str(node["name"])
+        return _service_name(self.location)
+
+    # --- pull ---------------------------------------------------------------------------------
+
+    def _pull(self) -> None:
+        """Read the server once per repository object and bring the mirror up to date."""
+        if self._pulled:
+            return
+        config = self._configuration()
+        ids = self.book.id_map()
+        stored = {row[0]: row for row in live_rows(self.mirror)}
+        mapped = {(job_id, key): guid for (kind, job_id, key), guid in ids.items()
+                  if kind == "attachment"}
+
+        def wants_content(job_id: int, attachment: Attachment) -> bool:
+            guid = mapped.get((job_id, str(attachment.id)))
+            return guid is None or guid not in stored or stored[guid][4] is None
+
+        job_ids = read_job_ids(self.client)
+        bundles = self.client.map(lambda j: read_job(self.client, j, wants_content), job_ids)
+        self._server = dict(zip(job_ids, bundles))
+        if self.book.pending():
+            self._flush()  # finish an interrupted push before comparing
+            config = self._configuration()
+            stored = {row[0]: row for row in live_rows(self.mirror)}
+            ids = self.book.id_map()
+        seen, bindings = self._identify(config, stored, ids)
+        self.book.bind(bindings)
+        reconcile(self.mirror, seen, esri_node=self.node_id, skip=set(self.book.pending()))
+        self._pulled = True
+
+    def _configuration(self) -> list[Record]:
+        """The server's configuration, read once a run (again after a configuration write)."""
+        with self._lock:
+            if self._config is None:
+                self._config = read_configuration(self.client, self._root)
+            return self._config
+
+    def _bundle(self, job_id: int) -> Optional[JobBundle]:
+        """The server's current state of a job: read this run and unchanged since, or read now."""
+        if job_id not in self._server:
+            self._server[job_id] = read_job(self.client, job_id, lambda *_: True)
+        return self._server[job_id]
+
+    def _identify(self, config: list[Record], stored: dict[str, tuple],
+                  ids: dict[tuple[str, int, str], str]
+                  ) -> tuple[list[Seen], list[tuple[str, int, str, str]]]:
+        """The server's elements with their cluster GUIDs and ids, and the new id bindings."""
+        by_id: dict[tuple[str, int], str] = {}
+        by_name: dict[tuple[str, str], str] = {}
+        taken: dict[str, set[int]] = defaultdict(set)
+        for guid, kind, _job_guid, body, _content, _origin, deleted in stored.values():
+            data = codec.loads(body) if body else {}
+            record_type = RECORD_TYPES[kind]
+            int_id = data.get(record_type.ID_FIELD) if record_type.ID_FIELD else None
+            if isinstance(int_id, int):
+                taken[kind].add(int_id)
+                if not deleted or (kind, int_id) not in by_id:
+                    by_id[(kind, int_id)] = guid
+            if kind in NAMED_KINDS and record_type.NAME_FIELD and not deleted:
+                by_name[(kind, str(data.get(_camel(record_type.NAME_FIELD))))] = guid
+        seen: list[Seen] = []
+        bindings: list[tuple[str, int, str, str]] = []
+        for record in config:
+            guid = (by_id.get((record.KIND, record.int_id)) if record.int_id is not None
+                    else None) or by_name.get((record.KIND, str(record.unique_name))) or \
+                builtin_guid(record)
+            seen.append(Seen(guid, attrs.evolve(record, guid=guid)))
+        for job_id, bundle in sorted(self._server.items()):
+            if bundle is None:
+                continue
+            job_guid = by_id.get(("job", job_id)) or job_guid_for(job_id)
+            seen.append(Seen(job_guid, bundle.job))
+            seen.extend(self._identify_job(bundle, job_guid, stored, ids, taken, bindings))
+        return seen, bindings
+
+    def _identify_job(self, bundle: JobBundle, job_guid: str, stored: dict[str, tuple],
+                      ids: dict[tuple[str, int, str], str], taken: dict[str, set[int]],
+                      bindings: list[tuple[str, int, str, str]]) -> list[Seen]:
+        job_id = bundle.job.id
+        scope = f"{self.node_id}:{job_id}"
+        seen: list[Seen] = []
+        guid = notes_guid(job_guid)
+        if bundle.notes or guid in stored:
+            seen.append(Seen(guid, Notes(job_id=job_id, notes=bundle.notes), job_guid))
+        subs: list[tuple[str, Record]] = [(str(r.id), r) for r in (
+            *bundle.holds, *bundle.attachments, *bundle.dependencies, *bundle.extended)]
+        subs += list(zip(activity_keys(bundle.activity), bundle.activity))
+        for key, record in subs:
+            kind = record.KIND
+            guid = ids.get((kind, job_id, key))
+            if guid is None:
+                guid = element_guid_for(kind, scope, key)
+                bindings.append((kind, job_id, key, guid))
+            content = None
+            if isinstance(record, Attachment) and record.storage_type == STORAGE_EMBEDDED:
+                row = stored.get(guid)
+                content = bundle.contents.get(record.id, row[4] if row else None) or b""
+                record = attrs.evolve(record, size=len(content))
+            if kind in _SUB_KINDS_WITH_IDS:
+                record = attrs.evolve(record, id=self._cluster_id(
+                    kind, guid, int(key), stored, taken))
+            seen.append(Seen(guid, attrs.evolve(record, guid=guid), job_guid, content))
+        return seen
+
+    def _cluster_id(self, kind: str, guid: str, esri_id: int, stored: dict[str, tuple],
+                    taken: dict[str, set[int]]) -> int:
+        """The id an Esri-numbered element has in the cluster: the mirror's if it knows the
+        element, else the server's own id, else the next one free in this node's block."""
+        row = stored.get(guid)
+        if row is not None and row[3]:
+            known = codec.loads(row[3]).get("id")
+            if isinstance(known, int):
+                return known
+        chosen = esri_id
+        if chosen in taken[kind]:
+            start = self.mirror.info().id_block_start
+            chosen = max([i for i in taken[kind] if start <= i < start + ID_BLOCK_SIZE],
+                         default=start - 1) + 1
+        taken[kind].add(chosen)
+        return chosen
+
+    # --- push ---------------------------------------------------------------------------------
+
+    def _warn(self, guid: str, what: str, reason: str) -> None:
+        with self._lock:
+            if guid in self._warned:
+                return
+            text = (f"{what} was not written to the Esri server {self.location}: {reason}. "
+                    "It is reported again by every run until it is changed by hand there or "
+                    "the change is superseded.")
+            self._warned[guid] = text
+            self._new_warnings.append(text)
+        self.book.hold_back(guid, reason)
+        log.warning("%s", text)
+
+    def _flush(self) -> None:
+        """Write every pending version to the server: configuration, then each job with its
+        sub-records (jobs in parallel), dependencies last (they name other jobs)."""
+        pending = self.book.pending()
+        if not pending:
+            return
+        rows = {row[0]: row for row in live_rows(self.mirror) if row[0] in pending}
+        for guid in [g for g in pending if g not in rows]:
+            self.book.done(guid)
+        by_job: dict[int, list[tuple]] = defaultdict(list)
+        for guid, row in rows.items():
+            if row[1] in CONFIG_KINDS:
+                self._push_config(row)
+            else:
+                job_id = pending[guid][0]
+                if job_id is not None:
+                    by_job[job_id].append(row)
+        self.client.map(lambda item: self._push_job(*item, dependencies=False),
+                        sorted(by_job.items()))
+        self.client.map(lambda item: self._push_job(*item, dependencies=True),
+                        sorted(by_job.items()))
+
+    def _push_config(self, row: tuple) -> None:
+        guid, kind, _job_guid, body, _content, _origin, deleted = row
+        record = RECORD_TYPES[kind].from_esri(codec.loads(body), guid)
+        what = f"{kind.replace('_', ' ')} {record.unique_name or record.int_id!r}"
+        server = {(r.KIND, r.int_id if r.int_id is not None else r.unique_name): r
+                  for r in self._configuration()}
+        current = server.get((kind, record.int_id if record.int_id is not None
+                              else record.unique_name))
+        if kind == "config_property" and not deleted:
+            if current is None or current.value != record.value:
+                try:
+                    answer = self.client.post("updateConfigProperties",
+                                              properties=codec.dumps({record.key: record.value}))
+                except InvalidRequest as exc:
+                    self._warn(guid, what, f"the server refused it ({exc})")
+                    return
+                if answer.get("returnCode") != 1:
+                    self._warn(guid, what, "the server did not update it")
+                    return
+                self._root, self._config = self.client.root(), None
+            self.book.done(guid)
+            return
+        if not deleted and current is not None and projection(
+                kind, _comparable(current), full=True) == projection(
+                kind, _comparable(record), full=True):
+            self.book.done(guid)
+            return
+        if deleted and current is None:
+            self.book.done(guid)
+            return
+        self._warn(guid, what, _CANNOT_WRITE.format(what=_PLURAL.get(kind, kind)))
+
+    def _push_job(self, job_id: int, rows: list[tuple], *, dependencies: bool) -> None:
+        rows = [row for row in rows if (row[1] == "dependency") == dependencies]
+        if not rows:
+            return
+        job_rows = [row for row in rows if row[1] == "job"]
+        try:
+            if job_rows and self._push_job_fields(job_id, job_rows[0]):
+                for row in rows:
+                    self.book.done(row[0])
+                return
+            bundle = self._bundle(job_id)
+            if bundle is None:  # the job is gone from the server: nothing to attach to
+                for row in rows:
+                    self.book.done(row[0])
+                return
+        except _Refused as refusal:
+            for row in rows:
+                self._warn(row[0], f"job {job_id}", str(refusal))
+            return
+        for row in sorted((r for r in rows if r[1] != "job"),
+                          key=lambda r: _KIND_ORDER.index(r[1])):
+            what = f"{row[1].replace('_', ' ')} of job {job_id}"
+            try:
+                getattr(self, f"_push_{row[1]}")(job_id, row)
+            except _Refused as refusal:
+                self._warn(row[0], what, str(refusal))
+                continue
+            except InvalidRequest as exc:
+                self._warn(row[0], what, f"the server refused it ({exc})")
+                continue
+            self.book.done(row[0])
+
+    def _write(self, job_id: int, path: str, files: Optional[dict[str, Any]] = None,
+               **form: Any) -> dict[str, Any]:
+        """A write about one job; what was read of that job is stale afterwards."""
+        self._server.pop(job_id, None)
+        try:
+            return self.client.post(path, files=files, **form)
+        except InvalidRequest as exc:
+            raise _Refused(f"the server refused it ({exc})") from None
+
+    def _config_id(self, kind: str, cluster_id: Optional[int]) -> Optional[int]:
+        """The server's id for a configuration element the cluster names by id: the same id
+        if the server has it, else the server's element of the same name."""
+        if cluster_id is None:
+            return None
+        server = {r.int_id: r for r in self._configuration() if kind == r.KIND}
+        if cluster_id in server:
+            return cluster_id
+        found = self.mirror.read_record(kind, int_id=cluster_id)
+        if found is None:
+            return None
+        name = found[1].get("name")
+        return next((i for i, r in server.items() if r.unique_name == name), None)
+
+    def _push_job_fields(self, job_id: int, row: tuple) -> bool:
+        """Bring the server's job to the mirror's version; True if the job was deleted."""
+        guid, _kind, _job_guid, body, _content, _origin, deleted = row
+        current = self._bundle(job_id)
+        if deleted:
+            if current is not None:
+                self._write(job_id, f"jobs/{job_id}/delete")
+            return True
+        want = Job.from_esri(codec.loads(body), guid)
+        type_id = self._config_id("job_type", want.job_type_id)
+        if type_id is None:
+            raise _Refused(f"its job type {want.job_type_id} is not on the server (match it by "
+                           "id or name there)")
+        wanted = _job_params(want)
+        wanted["status"] = self._config_id("status", want.status)
+        if current is None:
+            form = {key: value for key, value in wanted.items()
+                    if key in JOB_CREATE_PARAMS and value not in (None, "", 0)}
+            form = {key: codec.dumps(v) if isinstance(v, dict) else v for key, v in form.items()}
+            answer = self._write(job_id, "jobs/create", jobTypeId=type_id, id=job_id, **form)
+            created = answer.get("jobIds") or []
+            if created != [job_id]:
+                raise _Refused(f"the server created job(s) {created} instead")
+            current = self._bundle(job_id)
+            if current is None:
+                raise RepositoryError(f"{self.location} did not keep job {job_id}")
+        have = _job_params(current.job)
+        changed = {key: value for key, value in wanted.items()
+                   if _normal(value) != _normal(have.get(key))}
+        if changed:
+            self._write(job_id, f"jobs/{job_id}/update", properties=codec.dumps(changed))
+        if (want.stage == STAGE_CLOSED) != (current.job.stage == STAGE_CLOSED):
+            if want.stage == STAGE_CLOSED:
+                self._write(job_id, f"jobs/{job_id}/close")
+            else:
+                self._write(job_id, "jobs/reopen", jobs=job_id)
+        return False
+
+    def _bound(self, kind: str, job_id: int) -> dict[str, str]:
+        """Esri key -> GUID of this job's elements of ``kind`` that are already mapped."""
+        return {key: guid for (k, j, key), guid in self.book.id_map().items()
+                if k == kind and j == job_id}
+
+    def _matching(self, kind: str, job_id: int, guid: str, candidates: Iterable[tuple[str, Any]],
+                  same: Any) -> Optional[tuple[str, Any]]:
+        """The server element this GUID is mapped to, else one not mapped to any element that
+        says the same (a write of an interrupted push that did reach the server)."""
+        bound = self._bound(kind, job_id)
+        candidates = list(candidates)
+        mine = [(key, item) for key, item in candidates if bound.get(key) == guid]
+        if mine:
+            return mine[0]
+        for key, item in candidates:
+            if key not in bound and same(item):
+                self.book.bind([(kind, job_id, key, guid)])
+                return key, item
+        return None
+
+    def _push_notes(self, job_id: int, row: tuple) -> None:
+        bundle = self._bundle(job_id)
+        text = "" if row[6] else str(codec.loads(row[3]).get("notes") or "")
+        if bundle is not None and bundle.notes != text:
+            self._write(job_id, f"jobs/{job_id}/notes/update", notes=text)
+
+    def _push_hold(self, job_id: int, row: tuple) -> None:
+        guid, deleted = row[0], row[6]
+        bundle = self._bundle(job_id)
+        holds = bundle.holds if bundle else []
+        want = RECORD_TYPES["hold"].from_esri(codec.loads(row[3]))
+        found = self._matching("hold", job_id, guid, ((str(h.id), h) for h in holds),
+                               lambda h: h.type == want.type and
+                               _normal(h.hold_comments) == _normal(want.hold_comments))
+        if deleted:
+            if found is not None:
+                raise _Refused("Esri documents no REST operation that removes a hold")
+            return
+        if found is None:
+            hold_type = self._config_id("hold_type", want.type)
+            if hold_type is None:
+                raise _Refused(f"its hold type {want.type} is not on the server")
+            answer = self._write(job_id, f"jobs/{job_id}/holds/create", type=hold_type,
+                                 comments=want.hold_comments or "")
+            key = str(int(answer["holdId"]))
+            self.book.bind([("hold", job_id, key, guid)])
+            current = attrs.evolve(want, release_date=None)
+        else:
+            key, current = found
+            if current.type != want.type or _normal(current.hold_comments) != _normal(
+                    want.hold_comments):
+                raise _Refused("Esri documents no REST operation that edits a hold")
+        if want.release_date is not None and current.release_date is None:
+            self._write(job_id, f"jobs/{job_id}/holds/{key}/release",
+                        comments=want.release_comments or "")
+        elif want.release_date is None and current.release_date is not None:
+            raise _Refused("a released hold cannot be put on hold again through Esri's REST "
+                           "surface")
+        elif want.release_date is not None and _normal(current.release_comments) != _normal(
+                want.release_comments):
+            raise _Refused("Esri documents no REST operation that edits a released hold")
+
+    def _push_activity(self, job_id: int, row: tuple) -> None:
+        guid, deleted = row[0], row[6]
+        want = RECORD_TYPES["activity"].from_esri(codec.loads(row[3]))
+
+        def listed() -> list[tuple[str, Activity]]:
+            bundle = self._bundle(job_id)
+            records = bundle.activity if bundle else []
+            return list(zip(activity_keys(records), records))
+
+        def same(record: Activity) -> bool:
+            return record.type == want.type and record.message == want.message
+
+        found = self._matching("activity", job_id, guid, listed(), same)
+        if deleted:
+            if found is not None:
+                raise _Refused("Esri documents no REST operation that removes an activity "
+                               "record")
+            return
+        if found is not None:
+            if not same(found[1]):
+                raise _Refused("Esri documents no REST operation that edits an activity record")
+            return
+        activity_type = self._config_id("activity_type", want.type)
+        if activity_type is None:
+            raise _Refused(f"its activity type {want.type} is not on the server")
+        self._write(job_id, f"jobs/{job_id}/activity/logAction", type=activity_type,
+                    comments=want.message or "")
+        if self._matching("activity", job_id, guid, reversed(listed()), same) is None:
+            raise RepositoryError(f"{self.location} did not record the activity of job "
+                                  f"{job_id}")
+
+    def _push_attachment(self, job_id: int, row: tuple) -> None:
+        guid, content, deleted = row[0], row[4], row[6]
+        bundle = self._bundle(job_id)
+        want = RECORD_TYPES["attachment"].from_esri(codec.loads(row[3]))
+
+        def same(item: Attachment) -> bool:
+            return (item.storage_type, _normal(item.filename), _normal(item.folder)) == (
+                want.storage_type, _normal(want.filename), _normal(want.folder))
+
+        found = self._matching("attachment", job_id, guid,
+                               ((str(a.id), a) for a in (bundle.attachments if bundle else [])),
+                               same)
+        if found is not None and (deleted or not same(found[1])):
+            self._write(job_id, f"jobs/{job_id}/attachments/{found[0]}/delete")
+            self.book.unbind(guid)
+            found = None
+        if deleted or found is not None:
+            return
+        path = f"jobs/{job_id}/attachments/add"
+        if want.storage_type == STORAGE_EMBEDDED:
+            answer = self._write(job_id, path, files={"file": (want.filename or "attachment",
+                                                               content or b"")},
+                                 storageType=STORAGE_EMBEDDED)
+        else:
+            target = (ntpath.join(want.folder, want.filename)
+                      if want.storage_type == STORAGE_LINKED_FILE and want.folder
+                      else want.folder or want.filename)
+            answer = self._write(job_id, path, storageType=want.storage_type, filePath=target)
+        self.book.bind([("attachment", job_id, str(int(answer["attachmentId"])), guid)])
+
+    def _push_dependency(self, job_id: int, row: tuple) -> None:
+        guid, deleted = row[0], row[6]
+        bundle = self._bundle(job_id)
+        want = RECORD_TYPES["dependency"].from_esri(codec.loads(row[3]))
+        fields = ("dep_job_id", "held_on_type", "held_on_value", "dep_on_type", "dep_on_value")
+
+        def same(item: Any) -> bool:
+            return all(getattr(item, f) == getattr(want, f) for f in fields)
+
+        found = self._matching("dependency", job_id, guid,
+                               ((str(d.id), d) for d in (bundle.dependencies if bundle else [])),
+                               same)
+        if found is not None and (deleted or not same(found[1])):
+            self._write(job_id, f"jobs/{job_id}/dependencies/{found[0]}/delete")
+            self.book.unbind(guid)
+            found = None
+        if deleted or found is not None:
+            return
+        answer = self._write(job_id, f"jobs/{job_id}/dependencies/create",
+                             depJobId=want.dep_job_id, heldOnType=want.held_on_type,
+                             heldOnValue=want.held_on_value, depOnType=want.dep_on_type,
+                             depOnValue=want.dep_on_value)
+        self.book.bind([("dependency", job_id, str(int(answer["dependencyId"])), guid)])
+
+    def _push_extended_property(self, job_id: int, row: tuple) -> None:
+        guid, deleted = row[0], row[6]
+        bundle = self._bundle(job_id)
+        want = RECORD_TYPES["extended_property"].from_esri(codec.loads(row[3]))
+        values = _normal(want.values)
+
+        def same(item: Any) -> bool:
+            return item.table_name.lower() == want.table_name.lower() and \
+                _normal(item.values) == values
+
+        records = [(str(r.id), r) for r in (bundle.extended if bundle else [])]
+        found = self._matching("extended_property", job_id, guid, records, same)
+        base = f"jobs/{job_id}/extendedProperties/{want.table_name}"
+        if deleted:
+            if found is not None:
+                self._write(job_id, f"{base}/{found[0]}/delete")
+                self.book.unbind(guid)
+            return
+        if found is None:
+            answer = self._write(job_id, f"{base}/add")
+            key = str(int(answer["recordId"]))
+            self.book.bind([("extended_property", job_id, key, guid)])
+        elif same(found[1]):
+            return
+        else:
+            key = found[0]
+        self._write(job_id, f"{base}/{key}/update", properties=codec.dumps(want.values))
+
+    # --- Repository protocol --------------------------------------------------------------------
+
+    def info(self) -> NodeInfo:
+        self._pull()
+        return self.mirror.info()
+
+    def changes(self, since_seq: int, *, limit: int, origin: Optional[str] = None,
+                exclude_origin: Optional[str] = None,
+                since_time: Optional[datetime] = None) -> ChangePage:
+        self._pull()
+        return self.mirror.changes(since_seq, limit=limit, origin=origin,
+                                   exclude_origin=exclude_origin, since_time=since_time)
+
+    def apply(self, changes: Sequence[Change], *, parent_node: str,
+              source_node: Optional[str] = None, detect_since: Optional[int] = None,
+              policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
+              overlay: Sequence[Change] = (),
+              refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
+        """The mirror decides what wins; what it took is then written to the server."""
+        self._pull()
+        options = {"parent_node": parent_node, "source_node": source_node,
+                   "detect_since": detect_since, "policy": policy, "overlay": overlay,
+                   "refuse_if_changed_since": refuse_if_changed_since}
+        if dry_run:
+            return self.mirror.apply(changes, dry_run=True, **options)
+        with self.mirror.transaction() as tx:
+            report = self.mirror.apply(changes, **options)
+            if not report.refused:
+                self.book.mark_pending_since(tx, report.seq_before)
+        if not report.refused:
+            self._flush()
+        with self._lock:
+            report.warnings.extend(self._new_warnings)
+            self._new_warnings.clear()
+        return report
+
+    def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
+        self._pull()
+        return self.mirror.snapshot(cursor, limit)
+
+    def begin_load(self) -> str:
+        self._pull()
+        return self.mirror.begin_load()
+
+    def load_rows(self, load_id: str, rows: Iterable[tuple]) -> None:
+        self.mirror.load_rows(load_id, rows)
+
+    def commit_load(self, load_id: str, *, parent_node_id: str, id_block_start: int,
+                    new_node_id: Optional[str] = None) -> NodeInfo:
+        """Swap the staged copy into the mirror (the node keeps the server's identity), then
+        replace the server's jobs with it: jobs it does not have are deleted, the others
+        created or brought to the copy's version, ids kept."""
+        self.mirror.commit_load(load_id, parent_node_id=parent_node_id,
+                                id_block_start=id_block_start)
+        with self.mirror.transaction() as tx:
+            self.book.restart(tx)
+        keep = set(self.mirror.job_ids())
+        for job_id in sorted(set(read_job_ids(self.client)) - keep):
+            self._write(job_id, f"jobs/{job_id}/delete")
+        self._flush()
+        return self.mirror.info()
+
+    def abort_load(self, load_id: str) -> None:
+        self.mirror.abort_load(load_id)
+
+    def nodes(self) -> list[NodeRecord]:
+        return self.mirror.nodes()
+
+    def save_node(self, node: NodeRecord) -> None:
+        self.mirror.save_node(node)
+
+    def clear_replication_info(self) -> None:
+        self.mirror.clear_replication_info()
+
+    def conflicts(self) -> list[ConflictRecord]:
+        return self.mirror.conflicts()
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _normal(value: Any) -> Any:
+    """Esri writes "" where wmx writes None, and lists every field of a record: compare
+    without the difference (empty values are absent)."""
+    if isinstance(value, dict):
+        return {key: _normal(item) for key, item in value.items()
+                if _normal(item) is not None}
+    return None if value == "" else value
+
+
+def _comparable(record: Record) -> dict[str, Any]:
+    return _normal(record.to_esri())
+
+
+def _job_params(job: Job) -> dict[str, Any]:
+    """A job as ``jobs/{id}/update`` properties."""
+    params: dict[str, Any] = {}
+    for key, field in JOB_PARAMS.items():
+        value = getattr(job, field)
+        params[key] = to_millis(value) if isinstance(value, datetime) else value
+    return params
+
+

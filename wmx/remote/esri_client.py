@@ -1,0 +1,210 @@
+"""HTTP to an Esri Workflow Manager (Classic) WMServer, through its documented surface only.
+
+One keep-alive session, a bounded pool of concurrent requests, ``f=json`` on every call, the
+token as Esri's ``token`` parameter, the ``user`` parameter on every write, and every answer
+checked for Esri's HTTP-200 error envelope. Failures become :mod:`wmx.repository.base` errors
+whose text names the service and never holds the token. This module knows paths and
+parameters; it must never decide what to read or write (that is :mod:`wmx.remote.esri`).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, NoReturn, Optional, TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from wmx.model import codec
+from wmx.remote.esri_tokens import TokenSource
+from wmx.repository.base import (
+    InvalidRequest,
+    NotAuthorized,
+    RepositoryError,
+    RepositoryNotFound,
+    RepositoryUnavailable,
+)
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+DEFAULT_CONNECTIONS = 8
+TOKEN_CODES = (498, 499)
+
+
+def default_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return ""
+
+
+class EsriClient:
+    """Requests to one WMServer service root (``…/WMServer``)."""
+
+    def __init__(self, url: str, *, tokens: TokenSource, user: Optional[str] = None,
+                 timeout: float = 30.0, connections: int = DEFAULT_CONNECTIONS,
+                 verify: bool | str = True, session: Optional[requests.Session] = None) -> None:
+        self.url = url.rstrip("/")
+        self.user = (user if user is not None else default_user()).strip().replace("\\", "|")
+        self.timeout = timeout
+        self.connections = max(1, int(connections))
+        self.tokens = tokens
+        self._verify = verify
+        self._owns_session = session is None
+        self.session = session or requests.Session()
+        # GETs are replayed after a dropped connection; writes are not (they are not idempotent).
+        retry = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.1,
+                      allowed_methods=Retry.DEFAULT_ALLOWED_METHODS, raise_on_status=False)
+        self.session.mount(self.url, HTTPAdapter(max_retries=retry,
+                                                 pool_maxsize=self.connections))
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._owns_session:
+            self.session.close()
+
+    # --- concurrency ------------------------------------------------------------------------
+
+    def map(self, function: Callable[[T], U], items: Iterable[T]) -> list[U]:
+        """``function`` over ``items`` with at most ``connections`` requests in flight; the
+        first failure is raised once the others have finished."""
+        items = list(items)
+        if len(items) <= 1 or self.connections == 1:
+            return [function(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.connections, thread_name_prefix="wmx-esri")
+        return list(self._pool.map(function, items))
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.tokens.secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _send(self, method: str, path: str, params: dict[str, Any],
+              files: Optional[dict[str, Any]] = None, raw: bool = False) -> Any:
+        url = f"{self.url}/{path}" if path else self.url
+        for attempt in (1, 2):
+            query = {**params, "f": "file" if raw else "json"}
+            token = self.tokens.token()
+            if token:
+                query["token"] = token
+            try:
+                if method == "GET":
+                    response = self.session.get(url, params=query, timeout=self.timeout,
+                                                verify=self._verify, allow_redirects=False)
+                else:
+                    response = self.session.post(url, data=query, files=files,
+                                                 timeout=self.timeout, verify=self._verify,
+                                                 allow_redirects=False)
+            except requests.Timeout:
+                raise RepositoryUnavailable(
+                    f"{self.url} did not answer within {self.timeout:g} s") from None
+            except requests.RequestException as exc:
+                raise RepositoryUnavailable(self._scrub(
+                    f"Cannot reach {self.url}: {type(exc).__name__}")) from None
+            try:
+                return self._answer(response, raw)
+            except NotAuthorized:
+                if attempt == 1 and self.tokens.generates and self.tokens.renew():
+                    continue  # the generated token expired early or was revoked: once more
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _answer(self, response: requests.Response, raw: bool) -> Any:
+        status = response.status_code
+        if raw and status == 200 and not response.headers.get(
+                "Content-Type", "").startswith(("application/json", "text/plain")):
+            return response.content
+        try:
+            payload = codec.loads(response.content) if response.content else None
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            self._raise_envelope(payload["error"])
+        if status != 200:
+            self._raise(status, f"{self.url} answered HTTP {status}")
+        if raw:
+            return response.content
+        if not isinstance(payload, dict):
+            raise RepositoryError(f"{self.url} did not answer with JSON")
+        return payload
+
+    def _raise_envelope(self, error: dict[str, Any]) -> NoReturn:
+        message = str(error.get("message") or "error")
+        details = [str(d) for d in error.get("details") or [] if str(d) != message]
+        code = error.get("code")
+        self._raise(code if isinstance(code, int) else 500, self._scrub(
+            f"{self.url}: {message}" + (f" ({'; '.join(details)})" if details else "")))
+
+    @staticmethod
+    def _raise(code: int, text: str) -> NoReturn:
+        if code in (401, 403, *TOKEN_CODES):
+            raise NotAuthorized(text)
+        if code == 404:
+            raise InvalidRequest(text)
+        if code in (502, 503, 504):
+            raise RepositoryUnavailable(text)
+        if 400 <= code < 500:
+            raise InvalidRequest(text)
+        raise RepositoryError(text)
+
+    def get(self, path: str = "", **params: Any) -> dict[str, Any]:
+        return self._send("GET", path, params)
+
+    def content(self, path: str) -> bytes:
+        return self._send("GET", path, {}, raw=True)
+
+    def post(self, path: str, files: Optional[dict[str, Any]] = None,
+             **form: Any) -> dict[str, Any]:
+        """A write, as the configured user (Esri requires ``user`` on writes)."""
+        if not self.user:
+            raise InvalidRequest("No Workflow Manager user name for writes: set WMX_USER")
+        return self._send("POST", path, {"user": self.user, **form}, files=files)
+
+    def root(self) -> dict[str, Any]:
+        try:
+            return self.get()
+        except InvalidRequest as exc:
+            raise RepositoryNotFound(str(exc)) from None
+
+
+def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
+                  verify: bool | str = True) -> bool:
+    """Tell an Esri WMServer from ``wmx serve`` on first contact: the one request outside
+    Esri's surface it ever receives is this probe of the ``replication/x-node`` extension,
+    which an Esri server answers with its error envelope or 404."""
+    query: dict[str, Any] = {"f": "json"}
+    token = tokens.token()
+    if token:
+        query["token"] = token
+    try:
+        response = requests.get(f"{url.rstrip('/')}/replication/x-node", params=query,
+                                timeout=timeout, verify=verify, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise RepositoryUnavailable(f"Cannot reach {url}: {type(exc).__name__}") from None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "nodeId" in payload:
+        return False
+    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+        code = payload["error"].get("code")
+        if code in (401, 403, *TOKEN_CODES):
+            message = str(payload["error"].get("message") or "token refused")
+            for secret in tokens.secrets():
+                message = message.replace(secret, "***")
+            raise NotAuthorized(f"{url}: {message}")
+        return True
+    if response.status_code == 404:
+        return True
+    raise RepositoryNotFound(f"{url} is not a WMServer service (HTTP {response.status_code})")

@@ -1,0 +1,137 @@
+"""Reading an Esri WMServer into records: the configuration from the root and ``community``
+resources, and each job with its holds, notes, activity, attachments, dependencies and
+extended properties, as Esri's documented JSON gives them.
+
+Reads only (no element identity, no comparison: :mod:`wmx.remote.esri` does that); every read
+is a documented GET, and a job's embedded attachment bytes are fetched only when asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import attrs
+
+from wmx.model.records import (
+    NODE_LOCAL_PROPERTIES,
+    STORAGE_EMBEDDED,
+    Activity,
+    ActivityType,
+    Attachment,
+    ConfigProperty,
+    Dependency,
+    ExtendedPropertyRecord,
+    Group,
+    Hold,
+    HoldType,
+    Job,
+    JobStatus,
+    JobType,
+    Priority,
+    Record,
+    User,
+)
+from wmx.remote.esri_client import EsriClient
+from wmx.repository.base import RepositoryError
+
+_ROOT_LISTS: tuple[tuple[type[Record], str], ...] = (
+    (JobStatus, "jobStatuses"), (Priority, "jobPriorities"), (ActivityType, "activityTypes"),
+    (HoldType, "holdTypes"))
+
+
+@attrs.define
+class JobBundle:
+    """One job and everything that belongs to it, as the server answered."""
+
+    job: Job
+    holds: list[Hold]
+    notes: str
+    activity: list[Activity]
+    attachments: list[Attachment]
+    dependencies: list[Dependency]
+    extended: list[ExtendedPropertyRecord]
+    contents: dict[int, bytes] = attrs.Factory(dict)
+
+
+def _malformed(client: EsriClient, what: str, exc: Exception) -> RepositoryError:
+    return RepositoryError(f"{client.url} sent a malformed {what}: {type(exc).__name__} {exc}")
+
+
+def _decode(client: EsriClient, what: str, decode: Callable[[], Any]) -> Any:
+    try:
+        return decode()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _malformed(client, what, exc) from None
+
+
+def _attachment(data: dict[str, Any]) -> Attachment:
+    """Esri documents an attachment's ``type`` without saying what it holds (servers give the
+    file extension); the cluster's records hold the storage kind there, so that it is."""
+    record = Attachment.from_esri(data)
+    if not isinstance(record.type, int) or isinstance(record.type, bool):
+        record = attrs.evolve(record, type=record.storage_type)
+    return record
+
+
+def read_configuration(client: EsriClient, root: dict[str, Any]) -> list[Record]:
+    """Every configuration element the server shows (job type details read in parallel)."""
+    records: list[Record] = []
+    for record_type, key in _ROOT_LISTS:
+        records.extend(_decode(client, key, lambda rt=record_type, k=key: [
+            rt.from_esri(item) for item in root.get(k) or []]))
+    properties = _decode(client, "configProperties",
+                         lambda: dict(root.get("configProperties") or {}))
+    records.extend(ConfigProperty(key=str(k), value=str(v)) for k, v in properties.items()
+                   if str(k).upper() not in NODE_LOCAL_PROPERTIES)
+    type_ids = _decode(client, "jobTypes", lambda: [int(t["id"]) for t in root.get("jobTypes")
+                                                    or []])
+    records.extend(client.map(lambda i: _decode(
+        client, f"job type {i}", lambda: JobType.from_esri(client.get(f"jobTypes/{i}"))),
+        type_ids))
+    users = client.get("community/users").get("users") or []
+    records.extend(_decode(client, "user list", lambda: [User.from_esri(u) for u in users]))
+    groups = client.get("community/groups").get("groups") or []
+    records.extend(_decode(client, "group list", lambda: [Group.from_esri(g) for g in groups]))
+    return records
+
+
+def read_job_ids(client: EsriClient) -> list[int]:
+    return _decode(client, "job list",
+                   lambda: sorted(int(i) for i in client.get("jobs")["jobIds"]))
+
+
+def read_job(client: EsriClient, job_id: int,
+             wants_content: Callable[[int, Attachment], bool]) -> Optional[JobBundle]:
+    """A job with its sub-records, or ``None`` if it no longer exists (deleted meanwhile);
+    ``wants_content(job_id, attachment)`` says which embedded attachments to download."""
+    base = f"jobs/{int(job_id)}"
+    answer = client.get(base)
+    if not answer or "id" not in answer:
+        return None  # Esri's clients read {} as "no such job"
+    job = _decode(client, f"job {job_id}", lambda: Job.from_esri(answer))
+    holds = client.get(f"{base}/holds").get("holds") or []
+    notes = client.get(f"{base}/notes").get("notes") or ""
+    activity = client.get(f"{base}/activity").get("activity") or []
+    attachments = client.get(f"{base}/attachments").get("attachments") or []
+    dependencies = client.get(f"{base}/dependencies").get("dependencies") or []
+    containers = client.get(f"{base}/extendedProperties").get("containers") or []
+    with_job = {"jobId": int(job_id)}
+    bundle = _decode(client, f"sub-records of job {job_id}", lambda: JobBundle(
+        job=job,
+        holds=[Hold.from_esri({**h, **with_job}) for h in holds],
+        notes=str(notes),
+        activity=[Activity.from_esri({**a, **with_job}) for a in activity],
+        attachments=[_attachment({**a, **with_job}) for a in attachments],
+        dependencies=[Dependency.from_esri({**d, **with_job}) for d in dependencies],
+        extended=[ExtendedPropertyRecord(
+            id=int(record["id"]), job_id=int(job_id), table_name=str(container["tableName"]),
+            values={v["name"]: v.get("data") for v in record.get("recordValues") or []})
+            for container in containers for record in container.get("records") or []]))
+    for attachment in bundle.attachments:
+        if attachment.storage_type == STORAGE_EMBEDDED and wants_content(job_id, attachment):
+            bundle.contents[attachment.id] = client.content(
+                f"{base}/attachments/{attachment.id}/content")
+    return bundle
+
+
+__all__ = ["JobBundle", "read_configuration", "read_job", "read_job_ids"]
