@@ -8,9 +8,7 @@ the tool's messages are printed as the tool writes them. Nothing here holds repl
 from __future__ import annotations
 
 import argparse
-import runpy
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -148,18 +146,9 @@ def cmd_clear(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_run(args: argparse.Namespace, out: Output) -> int:
     """Run a legacy arcpy script unchanged, supplying wmx as ``arcpy`` if arcpy is absent."""
-    import importlib.util
+    from wmx.script import run_script
 
-    if importlib.util.find_spec("arcpy") is None:
-        from wmx import arcpy
-
-        sys.modules["arcpy"] = arcpy
-    sys.argv = [args.script, *args.script_args]
-    try:
-        runpy.run_path(args.script, run_name="__main__")
-    except ExecuteError as error:
-        raise CommandError(error.code, str(error)) from None
-    return EXIT_OK
+    return run_script(args.script, args.script_args)
 
 
 def cmd_demo(args: argparse.Namespace, out: Output) -> int:
