@@ -28,12 +28,13 @@ class _RichTask:
 
     def advance(self, amount: int) -> None:
         self._done += amount
-        self._bars.update(self._id, completed=self._done)
+        self._bars.update(self._id, completed=self._done, done=self._done)
 
     def end(self) -> None:
-        """A task whose size was unknown (or underestimated) ends full at what it did."""
-        if self._total is None or self._done > self._total:
-            self._bars.update(self._id, total=self._done)
+        """A task whose size was unknown, overestimated or nothing ends as a full bar; the
+        count column still says what was done."""
+        if self._total is None or self._done != self._total or not self._done:
+            self._bars.update(self._id, total=max(self._done, 1), completed=max(self._done, 1))
         self._bars.stop_task(self._id)
 
 
@@ -45,7 +46,7 @@ class RichRenderer:
 
     def start(self, description: str, total: Optional[int], unit: str) -> progress.Task:
         bars = self._ensure_started()
-        task_id = bars.add_task(description, total=total, unit=unit)
+        task_id = bars.add_task(description, total=total, unit=unit, done=0, expected=total)
         return _RichTask(bars, task_id, total)
 
     def _ensure_started(self) -> Any:
@@ -76,16 +77,16 @@ def _columns() -> list[Any]:
 
     class CountColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            unit = task.fields.get("unit", "")
-            if task.total is None:
-                return Text(f"{task.completed:,.0f} {unit}")
-            return Text(f"{task.completed:,.0f}/{task.total:,.0f} {unit}")
+            done, expected = task.fields["done"], task.fields["expected"]
+            of = "" if expected is None else f"/{expected:,}"
+            return Text(f"{done:,}{of} {task.fields['unit']}")
 
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            unit = task.fields.get("unit", "")
-            return Text("" if speed is None else f"{speed:,.0f} {unit}/s")
+            elapsed = task.elapsed or 0.0
+            if elapsed <= 0:
+                return Text("")
+            return Text(f"{task.fields['done'] / elapsed:,.0f} {task.fields['unit']}/s")
 
     return [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), CountColumn(),
             RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
