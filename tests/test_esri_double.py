@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ POI = {"points": [[1, 2], [3, 4]], "spatialReference": {"wkid": 4326}}
 def double() -> Iterator[EsriDouble]:
     with EsriDouble() as running:
         yield running
+    assert running.internal_errors == []
 
 
 def call(double: EsriDouble, path: str = "", method: str = "POST", *, files: Any = None,
@@ -599,3 +602,67 @@ def test_eight_concurrent_connections_create_distinct_jobs(double: EsriDouble) -
         thread.join()
     assert sorted(created) == list(range(1, 81)) == sorted(double.jobs)
     assert all(len(double.activity(j)) == 1 for j in created)
+
+
+def test_the_double_loads_by_path_without_being_a_registered_module() -> None:
+    import importlib.util
+
+    path = Path(__file__).with_name("esri_double.py")
+    spec = importlib.util.spec_from_file_location("esri_double_by_path", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with module.EsriDouble(service="Bench") as loaded:
+        assert call(loaded, "jobs", "GET") == {"jobIds": []}
+
+
+def test_a_bug_of_the_double_is_esris_500_and_is_kept_for_the_tests() -> None:
+    with EsriDouble() as double:
+        job_id = double.seed_job(percentageComplete=float("nan"))
+        assert code(call(double, f"jobs/{job_id}", "GET")) == 500
+        assert len(double.internal_errors) == 1
+        assert call(double, "jobs", "GET") == {"jobIds": [job_id]}
+
+
+def test_ids_beyond_esris_32_bit_fields_and_huge_numjobs_are_refused(double: EsriDouble) -> None:
+    assert code(call(double, "jobs/create", user="admin", jobTypeId=1, id=2**31)) == 400
+    assert code(call(double, "jobs/create", user="admin", jobTypeId=1, numJobs=10**9)) == 400
+    assert call(double, f"jobs/{2**64}", "GET") == {}
+    assert double.jobs == {}
+
+
+def test_the_10_0_dotnet_root_serves_the_same_surface() -> None:
+    with EsriDouble("SO", root="wmrest/services") as double:
+        assert "/wmrest/services/SO/WMServer" in double.url
+        assert call(double, "jobs", "GET") == {"jobIds": []}
+        moved = requests.get(double.url.replace("/wmrest/", "/arcgis/rest/"),
+                             params={"f": "json"}, timeout=10).json()
+        assert code(moved) == 404
+
+
+def test_populate_builds_the_same_repository_every_time() -> None:
+    first, second = EsriDouble(), EsriDouble()
+    assert first.populate(100) == list(range(1, 101)) == second.populate(100)
+    assert first.jobs == second.jobs
+    assert sum(len(first.holds(j)) for j in first.jobs) == 25
+    assert sum(len(first.attachments(j)) for j in first.jobs) == 15
+    assert sum(len(first.dependencies(j)) for j in first.jobs) == 3
+
+
+def test_the_double_serves_from_its_own_process_until_stdin_closes() -> None:
+    script = Path(__file__).with_name("esri_double.py")
+    process = subprocess.Popen([sys.executable, str(script), "--jobs", "3", "--service", "Ohio"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        url = process.stdout.readline().strip()
+        assert url.endswith("/arcgis/rest/services/Ohio/WMServer")
+        assert requests.get(f"{url}/jobs", params={"f": "json"}, timeout=10).json() == \
+            {"jobIds": [1, 2, 3]}
+        requests.get(f"{url}/replication/x-time", params={"f": "json"}, timeout=10)
+        process.stdin.close()
+        summary = json.loads(process.stdout.readline())
+    finally:
+        process.wait(timeout=10)
+    assert summary == {"requests": 2, "undocumented": ["replication/x-time"],
+                       "unimplemented": [], "internal_errors": []}
