@@ -211,3 +211,40 @@ def test_two_way_sync_with_an_esri_parent_carries_edits_both_ways_and_then_rests
         assert repository.info().seq == seq, "a sync with nothing new writes nothing"
     assert [r.path for r in esri.requests if r.method == "POST"] == []
     assert_documented_only(esri)
+
+
+# --- an Esri child of a wmx parent ------------------------------------------------------------
+
+def test_replicate_into_an_esri_child_replaces_its_jobs_keeping_the_parent_ids(esri, tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with EmbeddedRepository(parent) as repository:
+        job = repository.create_job(1, user=ADMIN, name="from wmx", description="d")
+        repository.create_hold(job.id, 2, user=ADMIN, comments="hold it")
+        repository.set_notes(job.id, "wmx notes", user=ADMIN)
+        repository.add_attachment(job.id, "plan.txt", b"plan", user=ADMIN)
+        other = repository.create_job(3, user=ADMIN, name="second")
+        repository.add_dependency(other.id, job.id, user=ADMIN)
+    stale = esri.seed_job(name="only on the Esri server", id=900)
+
+    result = wmx.ReplicateJobData(str(parent), "Parent", f"Esri true {esri.url}")
+    assert result.status_code == 0, result.getMessages()
+
+    assert sorted(esri.jobs) == [job.id, other.id] and stale not in esri.jobs
+    assert esri.job(job.id)["name"] == "from wmx"
+    assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold it"]
+    assert esri.notes(job.id) == "wmx notes"
+    [attachment] = esri.attachments(job.id)
+    assert esri.attachment_content(attachment["id"]) == b"plan"
+    assert [d["depJobId"] for d in esri.dependencies(other.id)] == [job.id]
+
+    with EmbeddedRepository(parent) as repository:
+        repository.update_job(job.id, user=ADMIN, name="renamed at the parent")
+    esri.update_job(other.id, description="edited on Esri")
+    result = wmx.SynchronizeJobData(str(parent), "Parent", f"Esri true {esri.url}")
+    assert result.status_code == 0, result.getMessages()
+    assert esri.job(job.id)["name"] == "renamed at the parent"
+    with EmbeddedRepository(parent) as repository:
+        assert repository.get_job(other.id).description == "edited on Esri"
+        assert [h.hold_comments for h in repository.holds(job.id)] == ["hold it"]
+    assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold it"]
+    assert_documented_only(esri)

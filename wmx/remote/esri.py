@@ -62,6 +62,7 @@ from wmx.remote.mirror import (
     job_guid_for,
     live_rows,
     node_id_for,
+    normal,
     open_mirror,
     projection,
     reconcile,
@@ -357,8 +358,8 @@ class EsriRepository:
             self.book.done(guid)
             return
         if not deleted and current is not None and projection(
-                kind, _comparable(current), full=True) == projection(
-                kind, _comparable(record), full=True):
+                kind, _comparable(current), full=False) == projection(
+                kind, _comparable(record), full=False):
             self.book.done(guid)
             return
         if deleted and current is None:
@@ -372,10 +373,12 @@ class EsriRepository:
             return
         job_rows = [row for row in rows if row[1] == "job"]
         try:
-            if job_rows and self._push_job_fields(job_id, job_rows[0]):
-                for row in rows:
-                    self.book.done(row[0])
-                return
+            if job_rows:
+                if self._push_job_fields(job_id, job_rows[0]):
+                    for row in rows:
+                        self.book.done(row[0])
+                    return
+                self.book.done(job_rows[0][0])
             bundle = self._bundle(job_id)
             if bundle is None:  # the job is gone from the server: nothing to attach to
                 for row in rows:
@@ -449,7 +452,7 @@ class EsriRepository:
                 raise RepositoryError(f"{self.location} did not keep job {job_id}")
         have = _job_params(current.job)
         changed = {key: value for key, value in wanted.items()
-                   if _normal(value) != _normal(have.get(key))}
+                   if normal(value) != normal(have.get(key))}
         if changed:
             self._write(job_id, f"jobs/{job_id}/update", properties=codec.dumps(changed))
         if (want.stage == STAGE_CLOSED) != (current.job.stage == STAGE_CLOSED):
@@ -492,7 +495,7 @@ class EsriRepository:
         want = RECORD_TYPES["hold"].from_esri(codec.loads(row[3]))
         found = self._matching("hold", job_id, guid, ((str(h.id), h) for h in holds),
                                lambda h: h.type == want.type and
-                               _normal(h.hold_comments) == _normal(want.hold_comments))
+                               normal(h.hold_comments) == normal(want.hold_comments))
         if deleted:
             if found is not None:
                 raise _Refused("Esri documents no REST operation that removes a hold")
@@ -508,7 +511,7 @@ class EsriRepository:
             current = attrs.evolve(want, release_date=None)
         else:
             key, current = found
-            if current.type != want.type or _normal(current.hold_comments) != _normal(
+            if current.type != want.type or normal(current.hold_comments) != normal(
                     want.hold_comments):
                 raise _Refused("Esri documents no REST operation that edits a hold")
         if want.release_date is not None and current.release_date is None:
@@ -517,7 +520,7 @@ class EsriRepository:
         elif want.release_date is None and current.release_date is not None:
             raise _Refused("a released hold cannot be put on hold again through Esri's REST "
                            "surface")
-        elif want.release_date is not None and _normal(current.release_comments) != _normal(
+        elif want.release_date is not None and normal(current.release_comments) != normal(
                 want.release_comments):
             raise _Refused("Esri documents no REST operation that edits a released hold")
 
@@ -558,8 +561,8 @@ class EsriRepository:
         want = RECORD_TYPES["attachment"].from_esri(codec.loads(row[3]))
 
         def same(item: Attachment) -> bool:
-            return (item.storage_type, _normal(item.filename), _normal(item.folder)) == (
-                want.storage_type, _normal(want.filename), _normal(want.folder))
+            return (item.storage_type, normal(item.filename), normal(item.folder)) == (
+                want.storage_type, normal(want.filename), normal(want.folder))
 
         found = self._matching("attachment", job_id, guid,
                                ((str(a.id), a) for a in (bundle.attachments if bundle else [])),
@@ -610,11 +613,11 @@ class EsriRepository:
         guid, deleted = row[0], row[6]
         bundle = self._bundle(job_id)
         want = RECORD_TYPES["extended_property"].from_esri(codec.loads(row[3]))
-        values = _normal(want.values)
+        values = normal(want.values)
 
         def same(item: Any) -> bool:
             return item.table_name.lower() == want.table_name.lower() and \
-                _normal(item.values) == values
+                normal(item.values) == values
 
         records = [(str(r.id), r) for r in (bundle.extended if bundle else [])]
         found = self._matching("extended_property", job_id, guid, records, same)
@@ -708,6 +711,9 @@ class EsriRepository:
     def clear_replication_info(self) -> None:
         self.mirror.clear_replication_info()
 
+    def renew_incarnation(self) -> str:
+        return self.mirror.renew_incarnation()
+
     def conflicts(self) -> list[ConflictRecord]:
         return self.mirror.conflicts()
 
@@ -717,17 +723,8 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _normal(value: Any) -> Any:
-    """Esri writes "" where wmx writes None, and lists every field of a record: compare
-    without the difference (empty values are absent)."""
-    if isinstance(value, dict):
-        return {key: _normal(item) for key, item in value.items()
-                if _normal(item) is not None}
-    return None if value == "" else value
-
-
 def _comparable(record: Record) -> dict[str, Any]:
-    return _normal(record.to_esri())
+    return normal(record.to_esri())
 
 
 def _job_params(job: Job) -> dict[str, Any]:

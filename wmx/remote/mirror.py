@@ -42,7 +42,7 @@ _TABLES = (
     " reason TEXT)",
 )
 
-WRITABLE_FIELDS: dict[str, frozenset[str]] = {
+COMPARED_FIELDS: dict[str, frozenset[str]] = {
     "job": frozenset({"name", "description", "startDate", "dueDate", "priority", "status",
                       "parentJobId", "dataWorkspaceId", "parentVersion", "versionName",
                       "ownedBy", "assignedType", "assignedTo", "percentageComplete", "aoi",
@@ -53,10 +53,20 @@ WRITABLE_FIELDS: dict[str, frozenset[str]] = {
     "dependency": frozenset({"depJobId", "heldOnType", "heldOnValue", "depOnType",
                              "depOnValue"}),
     "extended_property": frozenset({"tableName", "values"}),
+    "job_type": frozenset({"id", "name", "description", "category", "state"}),
+    "status": frozenset({"id", "name", "description", "caption"}),
+    "priority": frozenset({"value", "name", "description"}),
+    "activity_type": frozenset({"id", "name", "description", "message"}),
+    "hold_type": frozenset({"id", "name", "description"}),
+    "user": frozenset({"userName", "fullName", "email"}),
+    "group": frozenset({"id", "name", "description", "users"}),
+    "config_property": frozenset({"key", "value"}),
 }
-"""What Esri's write endpoints can set, per kind: a version this node did not write (pushed
-from the cluster) is equal to what the server shows when these fields agree; the rest (dates
-and users the server stamps, server-assigned ids) is the server's to decide."""
+"""What a version this node did not write (one pushed from the cluster) must agree on with
+the server's element to be the same: for job data, what Esri's write endpoints can set (dates
+and users the server stamps, server-assigned ids, are the server's to decide); for
+configuration, which Esri cannot write, what Esri's summaries show (the details a wmx
+repository keeps beyond them are not Esri's to hold)."""
 
 
 def state_folder() -> Path:
@@ -138,16 +148,25 @@ class Seen:
         return self.record.KIND
 
 
+def normal(value: Any) -> Any:
+    """Esri writes "" where wmx writes None, and lists every field of a record: compare
+    without the difference (empty values are absent)."""
+    if isinstance(value, dict):
+        return {key: normal(item) for key, item in value.items() if normal(item) is not None}
+    return None if value == "" else value
+
+
 def projection(kind: str, body: dict[str, Any], *, full: bool) -> dict[str, Any]:
-    """What two versions must agree on to be equal (``full``: every field)."""
-    shown = dict(body)
+    """What two versions must agree on to be equal (``full``: every field), empty values
+    left out."""
+    shown = normal(body)
     if kind == "job":
         shown["closed"] = shown.get("stage") == 5
     elif kind == "hold":
         shown["released"] = shown.get("releaseDate") is not None
-    if full or kind not in WRITABLE_FIELDS:
+    if full or kind not in COMPARED_FIELDS:
         return shown
-    return {key: value for key, value in shown.items() if key in WRITABLE_FIELDS[kind]}
+    return {key: value for key, value in shown.items() if key in COMPARED_FIELDS[kind]}
 
 
 class MirrorBook:
