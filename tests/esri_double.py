@@ -34,8 +34,14 @@ DECISIONS = """\
 * Unknown or malformed path, unknown parameter, HTTP verb other than GET/POST: error 400
   "Unable to complete operation." (details name the path or parameter), recorded in
   `undocumented`; a path outside the service (other service, other folder): error 404.
+* HEAD/OPTIONS/PUT/DELETE/PATCH: error 405, recorded in `undocumented`.
 * Documented paths the double does not implement (reports, workflow, spatialNotification...):
-  error 501-free 400 "not implemented by the double", recorded in `unimplemented`.
+  error 400 "not implemented by the double", recorded in `unimplemented`.
+* Damaged requests (non-UTF-8 parameters, unreadable multipart, JSON nested past Python's
+  limit, NaN/1e400 where a number is due, a bad Content-Length): error 400, nothing written.
+  A bug of the double itself: error 500, kept in `internal_errors`.
+* Ids are Esri's 32-bit Long fields: `jobs/create` `id` beyond 2^31-1 is 400; `numJobs` is at
+  most 1000.
 * `user` is accepted on every route (the reference: "on almost every write and on some
   reads"); when given it must name a known user (400 otherwise). Writes without it: 400.
   `DOMAIN|name` and `DOMAIN\\name` name the same user.
@@ -302,7 +308,7 @@ def _json_param(value: Any, name: str) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting
         raise bad_request(f"Invalid JSON in '{name}'.") from exc
 
 
@@ -1780,6 +1786,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._serve("PATCH")
 
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._serve("OPTIONS")
+
     def drop(self) -> None:
         """Close the connection without an answer (a crash or a lost reply)."""
         self.close_connection = True
@@ -1793,7 +1805,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in reply.headers:
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(reply.content)
+        if self.command != "HEAD":  # a HEAD answer has no body, or keep-alive breaks
+            self.wfile.write(reply.content)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -666,3 +666,88 @@ def test_the_double_serves_from_its_own_process_until_stdin_closes() -> None:
         process.wait(timeout=10)
     assert summary == {"requests": 2, "undocumented": ["replication/x-time"],
                        "unimplemented": [], "internal_errors": []}
+
+
+def raw_request(double: EsriDouble, method: str, path: str, body: bytes = b"",
+                headers: Any = None) -> tuple[Any, http.client.HTTPConnection]:
+    """One request over a fresh connection, headers exactly as given."""
+    connection = http.client.HTTPConnection("127.0.0.1", double.port, timeout=10)
+    prefix = double.url.split(str(double.port), 1)[1]
+    connection.putrequest(method, f"{prefix}/{path}", skip_accept_encoding=True)
+    for key, value in (headers or {}).items():
+        connection.putheader(key, value)
+    connection.endheaders(body or None)
+    response = connection.getresponse()
+    text = response.read()
+    return (json.loads(text) if text else None), connection
+
+
+@pytest.mark.parametrize(("path", "body", "headers"), [
+    ("jobs?f=json&user=%FF%FE", b"", {}),
+    ("jobs/create?f=json", b"user=admin&jobTypeId=1&name=\xff",
+     {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("jobs/create?f=json", b"--x\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nadmin",
+     {"Content-Type": "multipart/form-data; boundary=x"}),
+    ("jobs/create?f=json", b"user=admin", {"Content-Type": "multipart/form-data"}),
+    ("jobs/create?f=json", b"--x\r\nContent-Disposition: form-data\r\n\r\nadmin\r\n--x--\r\n",
+     {"Content-Type": "multipart/form-data; boundary=x"}),
+    ("jobs/1/update?f=json&user=admin", b"properties=" + b"[" * 100_000,
+     {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("jobs/1/update?f=json&user=admin", b'properties={"priority": 1e400, "name": NaN}',
+     {"Content-Type": "application/x-www-form-urlencoded"}),
+], ids=["query-not-utf8", "form-not-utf8", "multipart-unterminated", "multipart-no-boundary",
+        "multipart-unnamed-part", "json-nested-100000-deep", "json-nan-and-1e400"])
+def test_damaged_requests_get_an_envelope_and_change_nothing(
+        double: EsriDouble, path: str, body: bytes, headers: dict) -> None:
+    double.seed_job(id=1, name="kept")
+    headers = {**headers, "Content-Length": str(len(body))}
+    answer, connection = raw_request(double, "POST", path, body, headers)
+    connection.close()
+    assert code(answer) == 400
+    assert list(double.jobs) == [1] and double.job(1)["name"] == "kept"
+
+
+def test_a_bad_content_length_is_refused_and_the_connection_closed(double: EsriDouble) -> None:
+    for length in ("abc", str(2**40)):
+        answer, connection = raw_request(double, "POST", "jobs/create?f=json", b"",
+                                         {"Content-Length": length})
+        assert code(answer) == 400
+        assert connection.sock is None or connection.sock.recv(1) == b""
+        connection.close()
+    assert double.jobs == {}
+
+
+def test_a_chunked_body_is_read(double: EsriDouble) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", double.port, timeout=10)
+    prefix = double.url.split(str(double.port), 1)[1]
+    body = iter([b"f=json&user=admin", b"&jobTypeId=1&name=Chunked"])
+    connection.request("POST", f"{prefix}/jobs/create", body=body, encode_chunked=True,
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert json.loads(connection.getresponse().read()) == {"jobIds": [1]}
+    connection.request("GET", f"{prefix}/jobs/1?f=json")
+    assert json.loads(connection.getresponse().read())["name"] == "Chunked"
+    connection.close()
+
+
+def test_head_and_options_are_refused_without_breaking_keep_alive(double: EsriDouble) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", double.port, timeout=10)
+    prefix = double.url.split(str(double.port), 1)[1]
+    for method in ("HEAD", "OPTIONS"):
+        connection.request(method, f"{prefix}/jobs?f=json")
+        connection.getresponse().read()
+    connection.request("GET", f"{prefix}/jobs?f=json")
+    assert json.loads(connection.getresponse().read()) == {"jobIds": []}
+    assert [r.method for r in double.undocumented] == ["HEAD", "OPTIONS"]
+    connection.close()
+
+
+def test_visible_job_types_and_unassigning_many_jobs(double: EsriDouble) -> None:
+    assert code(call(double, "visibleJobTypes", "GET")) == 400
+    visible = call(double, "visibleJobTypes", "GET", user="editor1")["jobTypes"]
+    assert [t["id"] for t in visible] == [1, 2, 3]
+    first = create(double, assignedType=1, assignedTo="editor1")
+    second = create(double, assignedType=2, assignedTo="Editors")
+    assert call(double, "jobs/unassign", user="admin", jobs=f"{first},{second}") == \
+        {"success": True}
+    assert {(double.job(j)["assignedType"], double.job(j)["assignedTo"])
+            for j in (first, second)} == {(0, "")}
