@@ -58,7 +58,7 @@ def run_tool(out: Output, call: Callable[[], Result]) -> int:
 
 
 def cmd_init(args: argparse.Namespace, out: Output) -> int:
-    from wmx.repository import RepositoryError
+    from wmx.repository import RepositoryError, RepositoryUnavailable
     from wmx.repository.setup import initialise
 
     path = Path(args.path)
@@ -66,13 +66,14 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     try:
         repository = initialise(path, name=args.name, config=args.config,
                                 job_id_start=args.job_id_start)
-    except (RepositoryError, ValueError) as exc:
-        raise CommandError(None, str(exc)) from None
-    except (OSError, sqlite3.Error) as exc:
+    except (RepositoryUnavailable, OSError, sqlite3.Error) as exc:
         if not existed:
             _remove_partial(path)
-        raise CommandError(None, f"Cannot create {path}: {_why_not_writable(path, exc)}"
-                           ) from None
+        text = str(exc) if isinstance(exc, RepositoryUnavailable) else \
+            f"Cannot create {path}: {exc}"
+        raise CommandError(None, f"{text}; {_why_not_writable(path)}") from None
+    except (RepositoryError, ValueError) as exc:
+        raise CommandError(None, str(exc)) from None
     with repository:
         info = repository.info()
     out.data = {"path": str(path), "name": info.name, "config": args.config,
@@ -82,17 +83,18 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
-def _why_not_writable(path: Path, exc: BaseException) -> str:
-    """The cause in a user's terms: which folder is missing, not a folder, or read-only."""
+def _why_not_writable(path: Path) -> str:
+    """The cause in a user's terms: a file where a folder should be, or a folder that is
+    read-only (or cannot be made)."""
     folder = path.parent
     for ancestor in (folder, *folder.parents):
         if ancestor.exists():
             if not ancestor.is_dir():
                 return f"{ancestor} is a file, not a folder"
             if ancestor == folder:
-                return f"the folder {folder} is read-only or not writable by you ({exc})"
-            return f"the folder {folder} cannot be created in {ancestor} ({exc})"
-    return str(exc)
+                return f"the folder {folder} is read-only or not writable by you"
+            return f"the folder {folder} cannot be created in {ancestor} (read-only?)"
+    return "no part of that path exists"
 
 
 def _remove_partial(path: Path) -> None:
