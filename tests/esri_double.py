@@ -376,6 +376,7 @@ QUICK_JOB_TYPES = ((1, "Data Edits", "Edit production data", "Editing", 2),
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 drops SYNs when 8+ clients connect at once
 
     def __init__(self, address: tuple[str, int], double: EsriDouble) -> None:
         self.double = double
@@ -772,16 +773,17 @@ class EsriDouble:
         """Answer one HTTP request (called on the connection's thread)."""
         split = urllib.parse.urlsplit(handler.path)
         path = urllib.parse.unquote(split.path)
+        relative = self._relative_path(path)
+        recorded_path = path if relative is None else relative
         try:
             params, files = self._read_parameters(handler, method, split.query)
         except EsriError as error:
-            self._record(method, path, {}, {})
+            self._record(method, recorded_path, {}, {})
             handler.send(_render(error.envelope(), "json", None))
             return
         if self.latency:
             time.sleep(self.latency)
-        relative = self._relative_path(path)
-        record = self._record(method, path if relative is None else relative, params, files)
+        record = self._record(method, recorded_path, params, files)
         fault = self._take_fault(record.path)
         if fault is not None and fault.mode == "drop":
             handler.drop()
@@ -869,9 +871,13 @@ class EsriDouble:
             if method not in ("GET", "POST"):
                 self._note_undocumented(record)
                 raise EsriError(405, "Method not supported.", f"{method} is not supported.")
+            try:  # recorded before the token is checked, answered after (Esri's order)
+                route, captures = self._find_route(relative, record)
+                self._check_parameters(route, params, files, record)
+            except EsriError:
+                self._check_token(handler, params)
+                raise
             self._check_token(handler, params)
-            route, captures = self._find_route(relative, record)
-            self._check_parameters(route, params, files, record)
             if fmt not in ("json", "pjson", "html") and not (
                     fmt == "file" and route.handler == "attachment_content"):
                 raise bad_request(f"Invalid format '{fmt}'.")

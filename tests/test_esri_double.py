@@ -751,3 +751,10 @@ def test_visible_job_types_and_unassigning_many_jobs(double: EsriDouble) -> None
         {"success": True}
     assert {(double.job(j)["assignedType"], double.job(j)["assignedTo"])
             for j in (first, second)} == {(0, "")}
+
+
+def test_an_undocumented_request_without_a_token_is_still_recorded() -> None:
+    with EsriDouble(token="static-token") as double:
+        assert code(call(double, "replication/x-changes", "GET", since=0)) == 499
+        assert code(call(double, "jobs", "GET", start=0)) == 499
+        assert [r.path for r in double.undocumented] == ["replication/x-changes", "jobs"]
