@@ -160,7 +160,9 @@ def test_to_dataframe_with_pandas(result):
     pandas = pytest.importorskip("pandas")
     frame = result.to_dataframe()
     assert isinstance(frame, pandas.DataFrame)
-    assert list(frame.columns) == ["name", "connected", "url", "last_sync_time", "status"]
+    # the last-sync columns first, then the per-child message and counts (result.children)
+    assert list(frame.columns[:5]) == ["name", "connected", "url", "last_sync_time", "status"]
+    assert "message" in frame.columns
     assert len(frame) == 2
 
 

@@ -8,15 +8,14 @@ decide success; the tool runner builds Results.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import attrs
 
-from wmx.messages import ERROR, WARNING, MessageLog
+from wmx.messages import MessageLog
 from wmx.valuetable import (
     LastSyncRow,
     ValueTable,
@@ -45,7 +44,9 @@ _STATUS_NAMES = {
 }
 LAST_SYNC_OUTPUT = "Output_LastSync"
 _INTEGER = re.compile(r"[+-]?\d+")
-_SEVERITY_COLOURS = {WARNING: "#9a6700", ERROR: "#cf222e"}
+
+if TYPE_CHECKING:
+    from wmx.result_view import ChildReport
 
 
 def _input_text(value: Any) -> str:
@@ -213,39 +214,44 @@ class Result:
         """The last-sync table as dicts (``name, connected, url, last_sync_time, status``)."""
         return [attrs.asdict(row) for row in self.last_sync]
 
+    @property
+    def outputs(self) -> list[tuple[str, str]]:
+        """(parameter name, value) of every output, in order."""
+        return list(self._outputs)
+
+    @property
+    def children(self) -> list[ChildReport]:
+        """Per child of a replicate or synchronize run: the last-sync row, the tool's message
+        about it and its element counts ([] for other tools)."""
+        from wmx.result_view import child_reports  # the view module builds on this one
+
+        return child_reports(self.last_sync, self._messages.messages)
+
+    @property
+    def conflicts(self) -> list[str]:
+        """The conflicts the run logged, one line each (also in the warnings)."""
+        from wmx.result_view import conflict_lines
+
+        return conflict_lines(self._messages.messages)
+
     def to_dataframe(self) -> Any:
-        """The last-sync table as a pandas DataFrame (pandas is optional)."""
+        """``result.children`` as a pandas DataFrame (pandas is optional)."""
         try:
             import pandas
         except ImportError as error:
             raise ImportError(
                 "Result.to_dataframe() needs pandas, which is not installed "
-                "(pip install pandas). Result.to_rows() gives the same rows as dicts."
+                "(pip install pandas). result.children holds the same data as records, "
+                "result.to_rows() the last-sync table as dicts."
             ) from error
-        columns = [field.name for field in attrs.fields(LastSyncRow)]
-        return pandas.DataFrame(self.to_rows(), columns=columns)
+        from wmx.result_view import ChildReport
+
+        columns = [field.name for field in attrs.fields(ChildReport)]
+        return pandas.DataFrame([attrs.asdict(child) for child in self.children],
+                                columns=columns)
 
     def _repr_html_(self) -> str:
-        """Notebook view: the outputs table, then the messages coloured by severity."""
-        esc = html.escape
-        status = _STATUS_NAMES.get(self._status, str(self._status))
-        rows = "".join(
-            f"<tr><td>{index}</td><td>{esc(name)}</td>"
-            f"<td style='text-align:left;white-space:pre-wrap'>{esc(value)}</td></tr>"
-            for index, (name, value) in enumerate(self._outputs)
-        )
-        lines = "".join(
-            f"<div style='color:{_SEVERITY_COLOURS[m.severity]}'>{esc(m.rendered)}</div>"
-            if m.severity in _SEVERITY_COLOURS
-            else f"<div>{esc(m.rendered)}</div>"
-            for m in self._messages
-        )
-        return (
-            "<div class='wmx-result'>"
-            f"<p><b>{esc(self._tool_name)}</b> &mdash; {esc(status)}</p>"
-            "<table><thead><tr><th>#</th><th>Output</th><th>Value</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>"
-            f"<details open><summary>Messages</summary>"
-            f"<div style='font-family:monospace'>{lines}</div></details>"
-            "</div>"
-        )
+        """Notebook view: status badge, per-child table, conflicts, outputs, messages."""
+        from wmx.result_view import render_html
+
+        return render_html(self)
