@@ -74,6 +74,15 @@ DECISIONS = """\
 * A parameter repeated with different values: error 400.
 """
 
+SAMPLE_URLS = {
+    "parent": "http://localhost/arcgis/rest/services/parent/wmserver",
+    "ohio": "http://ohioServer/arcgis/rest/services/SO/WMServer",
+    "az": "http://AZServer/arcgis/rest/services/SO/WMServer",
+    "generic": "http://ServerName/arcgis/rest/services/ServerObjectName/WMServer",
+    "dotnet": "http://ServerName/wmrest/services/ServerObjectName/WMServer",
+}
+"""The URL shapes of Esri's samples and help (reference esri-tools.md, wmserver-rest.md §1)."""
+
 TRANSPORT_PARAMETERS = frozenset({"f", "token", "_ts", "callback", "user"})
 ADMIN_PRIVILEGE = "AdministratorAccess"
 ALL_PRIVILEGES = (ADMIN_PRIVILEGE, "ManageReplication", "CreateJob", "CloseJob", "DeleteJobs",
@@ -500,6 +509,24 @@ class EsriDouble:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @classmethod
+    def at_sample_url(cls, sample_url: str, **options: Any) -> EsriDouble:
+        """A double serving the path of one of Esri's sample URLs (its host aside), e.g.
+        ``http://ohioServer/arcgis/rest/services/SO/WMServer``; start it, then hand the script
+        ``local_url(sample_url)``."""
+        parts = urllib.parse.urlsplit(sample_url).path.strip("/").split("/")
+        if len(parts) < 3 or parts[-1].lower() != "wmserver":
+            raise ValueError(f"not a WMServer URL: {sample_url}")
+        return cls(parts[-2], root="/".join(parts[:-2]), **options)
+
+    def local_url(self, sample_url: str) -> str:
+        """``sample_url`` with its host replaced by this running double; the path is kept as
+        written (case included) and must be this double's service."""
+        path = urllib.parse.urlsplit(sample_url).path
+        if self._relative_path(path) != "":
+            raise ValueError(f"{sample_url} is not this double's service")
+        return f"http://127.0.0.1:{self._port}{path}"
 
     @property
     def port(self) -> int:

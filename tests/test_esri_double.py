@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.esri_double import EsriDouble
+from tests.esri_double import SAMPLE_URLS, EsriDouble
 
 AOI = {"rings": [[[0, 0], [10, 0], [10, 10], [0, 0]]], "spatialReference": {"wkid": 4326}}
 POI = {"points": [[1, 2], [3, 4]], "spatialReference": {"wkid": 4326}}
@@ -758,3 +758,15 @@ def test_an_undocumented_request_without_a_token_is_still_recorded() -> None:
         assert code(call(double, "replication/x-changes", "GET", since=0)) == 499
         assert code(call(double, "jobs", "GET", start=0)) == 499
         assert [r.path for r in double.undocumented] == ["replication/x-changes", "jobs"]
+
+
+@pytest.mark.parametrize("sample_url", sorted(SAMPLE_URLS.values()))
+def test_a_double_stands_at_each_sample_url_shape(sample_url: str) -> None:
+    with EsriDouble.at_sample_url(sample_url) as double:
+        local = double.local_url(sample_url)
+        assert local.split("/", 3)[3] == sample_url.split("/", 3)[3]  # the path as written
+        assert call(double, method="GET")["currentVersion"]
+        assert requests.get(f"{local}/jobs", params={"f": "json"}, timeout=10).json() == \
+            {"jobIds": []}
+        with pytest.raises(ValueError):
+            double.local_url("http://elsewhere/arcgis/rest/services/Other/WMServer")
