@@ -269,3 +269,17 @@ def test_the_shim_offers_the_arcpy_face_functions():
                  "ResetEnvironments", "ClearEnvironment", "ListEnvironments"):
         assert getattr(arcpy, name) is getattr(wmx, name)
         assert name in arcpy.__all__
+
+
+def test_the_arcpy_compatibility_doc_examples_run(monkeypatch):
+    import doctest
+
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # the examples set sys.argv
+    doc = Path(__file__).resolve().parent.parent / "docs" / "arcpy-compatibility.md"
+    try:
+        outcome = doctest.testfile(str(doc), module_relative=False,
+                                   optionflags=doctest.ELLIPSIS)
+    finally:
+        arcpy.ResetEnvironments()
+    assert outcome.attempted >= 15
+    assert outcome.failed == 0
