@@ -480,7 +480,7 @@ class EsriDouble:
         self._server = _Server(("127.0.0.1", self._port), self)
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
+                                        kwargs={"poll_interval": 0.01},  # stop() waits one poll
                                         name=f"esri-double-{self.service}", daemon=True)
         self._thread.start()
         return self
