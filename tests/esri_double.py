@@ -23,6 +23,7 @@ import re
 import secrets
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import urllib.parse
@@ -89,6 +90,7 @@ ALL_PRIVILEGES = (ADMIN_PRIVILEGE, "ManageReplication", "CreateJob", "CloseJob",
                   "AssignAnyJob", "ManageHolds", "ManageAttachments", "ManageAOI",
                   "UpdateJobProperties", "ReopenClosedJobs")
 MAX_BODY = 64 * 1024 * 1024
+FAULT_MODES = ("error", "drop", "lost_reply", "slow")
 MAX_ID = 2**31 - 1  # Esri ids are 32-bit Long fields
 MAX_JOBS_PER_CREATE = 1000  # numJobs beyond this is refused (a hostile numJobs=10**9)
 DAY_MS = 86_400_000
@@ -135,11 +137,13 @@ class RecordedRequest(NamedTuple):
 class _Fault:
     """A pending injected fault (``times`` counts down)."""
 
-    def __init__(self, path_substring: str, error_code: int, times: int, mode: str) -> None:
+    def __init__(self, path_substring: str, error_code: int, times: int, mode: str,
+                 delay: float) -> None:
         self.path_substring = path_substring
         self.error_code = error_code
         self.times = times
         self.mode = mode
+        self.delay = delay
 
 
 class _Token:
@@ -393,6 +397,14 @@ class _Server(ThreadingHTTPServer):
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (or a connection cut by stop()) is no error; anything
+        else is the double's bug, kept for the tests instead of printed."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            with self.double.lock:
+                self.double.internal_errors.append(f"connection: {error!r}")
+
 
 class EsriDouble:
     """Esri's WMServer as documented, on 127.0.0.1, with state tests can seed and inspect."""
@@ -551,15 +563,17 @@ class EsriDouble:
             self.unimplemented.clear()
 
     def fail_next(self, path_substring: str, *, error_code: int = 500, times: int = 1,
-                  mode: str = "error") -> None:
+                  mode: str = "error", delay: float = 0.0) -> None:
         """Fault injection for the next ``times`` requests whose path contains the substring
         (case-blind). ``mode``: "error" answers the envelope with ``error_code`` and changes
         nothing; "drop" closes the connection unanswered and changes nothing; "lost_reply"
-        does the work, then closes the connection unanswered."""
-        if mode not in ("error", "drop", "lost_reply"):
-            raise ValueError("mode must be 'error', 'drop' or 'lost_reply'")
+        does the work, then closes the connection unanswered; "slow" waits ``delay``
+        seconds, then does the work and answers (a client timeout shorter than ``delay``
+        gives up on a write that still happens)."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(FAULT_MODES)}")
         with self.lock:
-            self._faults.append(_Fault(path_substring.lower(), error_code, times, mode))
+            self._faults.append(_Fault(path_substring.lower(), error_code, times, mode, delay))
 
     def expire_tokens(self) -> None:
         """Every generated token expires now (the static token never does)."""
@@ -812,6 +826,9 @@ class EsriDouble:
             time.sleep(self.latency)
         record = self._record(method, recorded_path, params, files)
         fault = self._take_fault(record.path)
+        if fault is not None and fault.mode == "slow":
+            time.sleep(fault.delay)
+            fault = None
         if fault is not None and fault.mode == "drop":
             handler.drop()
             return
@@ -1849,7 +1866,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     prints a JSON summary: requests, undocumented, unimplemented, internal_errors.
     """
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--service", default="Redlands")

@@ -770,3 +770,16 @@ def test_a_double_stands_at_each_sample_url_shape(sample_url: str) -> None:
             {"jobIds": []}
         with pytest.raises(ValueError):
             double.local_url("http://elsewhere/arcgis/rest/services/Other/WMServer")
+
+
+def test_a_slow_answer_times_the_client_out_and_the_work_is_done_later(
+        double: EsriDouble) -> None:
+    job_id = create(double)
+    double.fail_next("notes/update", mode="slow", delay=0.4)
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{double.url}/jobs/{job_id}/notes/update", timeout=0.1,
+                      data={"f": "json", "user": "admin", "notes": "late"})
+    deadline = time.monotonic() + 5
+    while double.notes(job_id) != "late" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert double.notes(job_id) == "late"
