@@ -203,6 +203,8 @@ class EsriRepository:
             config = self._configuration()
             stored = {row[0]: row for row in live_rows(self.mirror)}
             ids = self.book.id_map()
+            stale = [job_id for job_id in job_ids if job_id not in self._server]
+            self.client.map(self._bundle, stale)  # written to: read again
         seen, bindings = self._identify(config, stored, ids)
         self.book.bind(bindings)
         reconcile(self.mirror, seen, esri_node=self.node_id, skip=set(self.book.pending()))
@@ -368,28 +370,31 @@ class EsriRepository:
         self._warn(guid, what, _CANNOT_WRITE.format(what=_PLURAL.get(kind, kind)))
 
     def _push_job(self, job_id: int, rows: list[tuple], *, dependencies: bool) -> None:
-        rows = [row for row in rows if (row[1] == "dependency") == dependencies]
-        if not rows:
-            return
+        """First pass: the job (without its parent job) and its own records; second pass,
+        once every job exists: its parent job and its dependencies, which name other jobs.
+        The job is done only after the second pass, so a cut-off push redoes both."""
         job_rows = [row for row in rows if row[1] == "job"]
+        if job_rows and job_rows[0][0] in self._warned:
+            return
         try:
-            if job_rows:
-                if self._push_job_fields(job_id, job_rows[0]):
-                    for row in rows:
-                        self.book.done(row[0])
-                    return
+            if job_rows and dependencies and not job_rows[0][6]:
+                self._push_parent_job(job_id, job_rows[0])
                 self.book.done(job_rows[0][0])
-            bundle = self._bundle(job_id)
-            if bundle is None:  # the job is gone from the server: nothing to attach to
+            elif job_rows and not dependencies and self._push_job_fields(job_id, job_rows[0]):
                 for row in rows:
                     self.book.done(row[0])
                 return
+            rows = [row for row in rows if row[1] != "job" and
+                    (row[1] == "dependency") == dependencies]
+            if rows and self._bundle(job_id) is None:
+                for row in rows:  # the job is gone from the server: nothing to attach to
+                    self.book.done(row[0])
+                return
         except _Refused as refusal:
-            for row in rows:
+            for row in (*job_rows, *rows):
                 self._warn(row[0], f"job {job_id}", str(refusal))
             return
-        for row in sorted((r for r in rows if r[1] != "job"),
-                          key=lambda r: _KIND_ORDER.index(r[1])):
+        for row in sorted(rows, key=lambda r: _KIND_ORDER.index(r[1])):
             what = f"{row[1].replace('_', ' ')} of job {job_id}"
             try:
                 getattr(self, f"_push_{row[1]}")(job_id, row)
@@ -400,6 +405,13 @@ class EsriRepository:
                 self._warn(row[0], what, f"the server refused it ({exc})")
                 continue
             self.book.done(row[0])
+
+    def _push_parent_job(self, job_id: int, row: tuple) -> None:
+        want = codec.loads(row[3]).get("parentJobId") or 0
+        current = self._bundle(job_id)
+        if current is not None and (current.job.parent_job_id or 0) != want:
+            self._write(job_id, f"jobs/{job_id}/update",
+                        properties=codec.dumps({"parentJobId": want}))
 
     def _write(self, job_id: int, path: str, files: Optional[dict[str, Any]] = None,
                **form: Any) -> dict[str, Any]:
@@ -437,11 +449,19 @@ class EsriRepository:
         if type_id is None:
             raise _Refused(f"its job type {want.job_type_id} is not on the server (match it by "
                            "id or name there)")
+        users = {r.unique_name.lower() for r in self._configuration() if r.KIND == "user"
+                 and r.unique_name}
+        for field in ("owned_by", "assigned_to" if want.assigned_type == 1 else ""):
+            name = getattr(want, field, None) if field else None
+            if name and name.replace("\\", "|").lower() not in users and \
+                    name.lower() not in users:
+                raise _Refused(f"its user {name!r} ({field.replace('_', ' ')}) is not a Workflow"
+                               " Manager user of the server")
         wanted = _job_params(want)
         wanted["status"] = self._config_id("status", want.status)
         if current is None:
-            form = {key: value for key, value in wanted.items()
-                    if key in JOB_CREATE_PARAMS and value not in (None, "", 0)}
+            form = {key: value for key, value in wanted.items() if key in JOB_CREATE_PARAMS
+                    and key != "parentJobId" and value not in (None, "", 0)}
             form = {key: codec.dumps(v) if isinstance(v, dict) else v for key, v in form.items()}
             answer = self._write(job_id, "jobs/create", jobTypeId=type_id, id=job_id, **form)
             created = answer.get("jobIds") or []
@@ -452,7 +472,7 @@ class EsriRepository:
                 raise RepositoryError(f"{self.location} did not keep job {job_id}")
         have = _job_params(current.job)
         changed = {key: value for key, value in wanted.items()
-                   if normal(value) != normal(have.get(key))}
+                   if key != "parentJobId" and normal(value) != normal(have.get(key))}
         if changed:
             self._write(job_id, f"jobs/{job_id}/update", properties=codec.dumps(changed))
         if (want.stage == STAGE_CLOSED) != (current.job.stage == STAGE_CLOSED):
@@ -619,6 +639,8 @@ class EsriRepository:
             return item.table_name.lower() == want.table_name.lower() and \
                 normal(item.values) == values
 
+        if bundle is not None and want.table_name.upper() not in bundle.tables:
+            raise _Refused(f"the server has no extended property table {want.table_name!r}")
         records = [(str(r.id), r) for r in (bundle.extended if bundle else [])]
         found = self._matching("extended_property", job_id, guid, records, same)
         base = f"jobs/{job_id}/extendedProperties/{want.table_name}"

@@ -50,6 +50,8 @@ class JobBundle:
     attachments: list[Attachment]
     dependencies: list[Dependency]
     extended: list[ExtendedPropertyRecord]
+    tables: frozenset[str] = frozenset()
+    """Upper-cased names of the extended-property tables the server lists for the job."""
     contents: dict[int, bytes] = attrs.Factory(dict)
 
 
@@ -126,7 +128,8 @@ def read_job(client: EsriClient, job_id: int,
         extended=[ExtendedPropertyRecord(
             id=int(record["id"]), job_id=int(job_id), table_name=str(container["tableName"]),
             values={v["name"]: v.get("data") for v in record.get("recordValues") or []})
-            for container in containers for record in container.get("records") or []]))
+            for container in containers for record in container.get("records") or []],
+        tables=frozenset(str(container["tableName"]).upper() for container in containers)))
     for attachment in bundle.attachments:
         if attachment.storage_type == STORAGE_EMBEDDED and wants_content(job_id, attachment):
             bundle.contents[attachment.id] = client.content(
