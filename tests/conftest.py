@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -86,6 +87,16 @@ def make_cluster(folder: Path, children: int = 2, *, replicated: bool = True,
         outcome = cluster.replicate()
         assert outcome.status_code == 0, [c.error for c in outcome.children]
     return cluster
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test (and every process it starts) keeps wmx's state folder in a temporary
+    folder, never in the user's own data folder."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("WMX_STATE_DIR", str(tmp_path_factory.mktemp("wmx-state")))
+    yield
+    patch.undo()
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ replication info, and it never touches element data.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Callable, Optional
 
@@ -59,18 +57,25 @@ class Cluster:
         self.handed_out.add(block)
         return block
 
-    def registered(self, child: NodeInfo, target: ChildTarget) -> NodeRecord:
-        """The child's record, checked: it must be a replica made from this parent."""
+    def is_replica(self, child: NodeInfo) -> bool:
+        """Whether the child is a registered replica made from this parent."""
         node = self.nodes.get(child.node_id)
-        if node is None or node.is_parent or child.parent_node_id != self.parent_id:
+        return node is not None and not node.is_parent and \
+            child.parent_node_id == self.parent_id
+
+    def registered(self, child: NodeInfo, target: ChildTarget) -> tuple[NodeRecord, bool]:
+        """The child's record, checked: it must be a replica made from this parent; and
+        whether the pair must recover (see :func:`must_recover`)."""
+        if not self.is_replica(child):
             raise NotAReplica(
                 f"{target.name} is not a replica of {self.info.name}: run ReplicateJobData "
                 "for it first")
-        if node.incarnation != child.incarnation or child.seq < node.pull_seq:
-            # Restored, re-created or replicated elsewhere: start over; re-sending is harmless.
-            node.incarnation, node.pull_seq, node.push_seq = child.incarnation, 0, 0
+        node = self.nodes[child.node_id]
+        recovering = must_recover(node, child)
+        if recovering:
+            node.pull_seq, node.push_seq = 0, 0
         node.name, node.url = target.name, target.url
-        return node
+        return node, recovering
 
     def save(self, node: NodeRecord, *, last_sync: Optional[datetime] = None) -> None:
         if last_sync is not None:
@@ -79,10 +84,12 @@ class Cluster:
         self.nodes[node.node_id] = node
 
 
-@contextlib.contextmanager
-def opened(open_child: Opener, location: str) -> Iterator[Repository]:
-    repository = open_child(location)
-    try:
-        yield repository
-    finally:
-        repository.close()
+def must_recover(node: NodeRecord, child: NodeInfo) -> bool:
+    """Whether the parent's record and the child disagree about their last exchange.
+
+    The parent records the child's incarnation after every replicate and sync, and the child
+    renews it at the end of each sync. A child restored from a backup (or a copy of it put in
+    its place) shows an older incarnation; a parent restored from a backup holds older
+    records; either way the checkpoints of the pair mean nothing any more, and both sides
+    exchange everything again (idempotent, so only time is lost)."""
+    return node.incarnation != child.incarnation or child.seq < node.pull_seq

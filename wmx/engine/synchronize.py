@@ -13,6 +13,12 @@ repaired by running again; versions are applied idempotently, so re-sending cost
 Each phase reads its feed as far as the log head it saw when it began: what is written while
 the run goes on travels in the next run.
 A failing child is reported and skipped; the others go on.
+
+Before anything is written every child is opened once and told apart by identity
+(``wmx.engine.identity``). A child whose incarnation disagrees with the parent's record of
+it (one of the two was restored from a backup) recovers: both phases start from the
+beginning of the logs and carry every origin, so nothing either side holds is skipped.
+At the end of a child's sync its incarnation is renewed and recorded at the parent.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import attrs
 from wmx import progress
 from wmx.engine.cluster import Cluster, Opener
 from wmx.engine.feed import change_pages
+from wmx.engine.identity import Contact, contact_children
 from wmx.engine.outcome import SKIPPED, ChildOutcome, ChildTarget, RunOutcome
 from wmx.model.changes import Change, ConflictPolicy
+from wmx.model.clock import stamp_from_datetime
 from wmx.repository.base import NodeInfo, NodeRecord, Repository, RepositoryError
 
 log = logging.getLogger("wmx.engine")
@@ -46,127 +54,213 @@ class _Session:
     repository: Repository
     info: NodeInfo
     node: NodeRecord
+    recovery: Optional[_Recovery] = None
+    """Set when the child or the parent was restored since their last exchange."""
+
+
+@attrs.frozen
+class _Recovery:
+    """What the parent knew of the pair before it had to start over (see ``must_recover``)."""
+
+    push_seq: int
+    """How far the child had received the parent's log, by the parent's (old) record."""
+    last_sync: Optional[datetime]
+    """When their last exchange began: the child's versions stamped later are new edits."""
+
+
+@attrs.define
+class _Run:
+    """What one run carries from child to child."""
+
+    policy: ConflictPolicy
+    dry_run: bool
+    page_size: int
+    started: datetime
+    pending: dict[str, Change] = attrs.Factory(dict)
+    """Versions the pulls wrote (dry runs stand them in for unwritten batches)."""
+    renumbered: dict[str, Change] = attrs.Factory(dict)
+    """Versions the pulls gave a new id: every child gets them before anything else."""
 
 
 def synchronize(parent: Repository, targets: list[ChildTarget], open_child: Opener, *,
                 policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
                 page_size: int = DEFAULT_PAGE_SIZE, parent_location: str = "") -> RunOutcome:
     cluster = Cluster(parent, location=parent_location)
-    started = datetime.now(timezone.utc)
-    outcome = RunOutcome(parent_name=cluster.info.name, started_at=started, dry_run=dry_run)
-    pending: dict[str, Change] = {}
+    run = _Run(policy, dry_run, page_size, datetime.now(timezone.utc))
+    outcome = RunOutcome(parent_name=cluster.info.name, started_at=run.started, dry_run=dry_run)
     sessions: list[_Session] = []
-    try:
-        for target in targets:
-            child = ChildOutcome(target)
+    with contact_children(parent, cluster.info, targets, open_child,
+                          replicating=False) as contacts:
+        for contact in contacts:
+            child = ChildOutcome(contact.target)
             outcome.children.append(child)
-            if not target.connected:
-                child.status, child.last_sync_time = SKIPPED, target.last_sync_time
+            if not contact.target.connected:
+                child.status, child.last_sync_time = SKIPPED, contact.target.last_sync_time
                 continue
-            session = _pull(cluster, target, open_child, child, policy, dry_run, page_size,
-                            pending)
+            session = _pull(cluster, contact, child, run)
             if session is not None:
                 sessions.append(session)
         for session in sessions:
-            _push(cluster, session, policy, dry_run, page_size, pending, started)
-    finally:
-        for session in sessions:
-            session.repository.close()
+            _push(cluster, session, run)
     return outcome
 
 
-def _pull(cluster: Cluster, target: ChildTarget, open_child: Opener, child: ChildOutcome,
-          policy: ConflictPolicy, dry_run: bool, page_size: int,
-          pending: dict[str, Change]) -> Optional[_Session]:
-    repository: Optional[Repository] = None
+def _pull(cluster: Cluster, contact: Contact, child: ChildOutcome, run: _Run
+          ) -> Optional[_Session]:
+    target = contact.target
     try:
-        repository = open_child(target.url)
-        info = repository.info()
-        session = _Session(child, repository, info, cluster.registered(info, target))
-        _consolidate(cluster, session, policy, dry_run, page_size, pending,
-                     since_time=target.last_sync_time, until_seq=info.seq)
+        if contact.error is not None:
+            raise contact.error
+        assert contact.repository is not None and contact.info is not None
+        session = open_session(cluster, contact.repository, contact.info, child)
+        _consolidate(cluster, session, run, since_time=None if session.recovery else
+                     target.last_sync_time, until_seq=session.info.seq)
         log.info("pulled %d change(s) from %s", child.pulled.writes, target.name)
         return session
     except RepositoryError as exc:
         log.warning("sync with %s failed while pulling: %s", target.name, exc)
-        child.fail(str(exc))
-        if repository is not None:
-            repository.close()
+        child.fail(exc)
         return None
 
 
-def _consolidate(cluster: Cluster, session: _Session, policy: ConflictPolicy, dry_run: bool,
-                 page_size: int, pending: dict[str, Change], *,
+def open_session(cluster: Cluster, repository: Repository, info: NodeInfo,
+                 child: ChildOutcome) -> _Session:
+    """The child's session, checked against the parent's record of it (NotAReplica)."""
+    before = cluster.nodes.get(info.node_id)
+    previous = _Recovery(before.push_seq, before.last_sync) if before is not None else None
+    node, recovering = cluster.registered(info, child.target)
+    session = _Session(child, repository, info, node, previous if recovering else None)
+    if recovering:
+        child.notice = (
+            f"{child.target.name} or {cluster.info.name} was restored from a backup (or "
+            "replaced by a copy) since they last synchronized: every change was exchanged "
+            "again, both ways")
+        log.warning("%s", child.notice)
+    return session
+
+
+def consolidate(cluster: Cluster, session: _Session, policy: ConflictPolicy, *,
+                page_size: int = DEFAULT_PAGE_SIZE) -> None:
+    """Bring everything the child changed since its last exchange into the parent (what a
+    sync's pull does); a replicate calls it before it replaces a replica."""
+    run = _Run(policy, False, page_size, datetime.now(timezone.utc))
+    _consolidate(cluster, session, run, since_time=None, until_seq=session.info.seq)
+
+
+def _consolidate(cluster: Cluster, session: _Session, run: _Run, *,
                  since_time: Optional[datetime], until_seq: int) -> None:
     """Apply the child's own versions at the parent, from the pull checkpoint on, with
-    conflict detection; the checkpoint follows each committed page."""
+    conflict detection; the checkpoint follows each committed page.
+
+    A recovering pair reads every version the child holds, whatever its origin: what a
+    restored parent lost comes back from its children."""
     child, node, info = session.outcome, session.node, session.info
-    pages = change_pages(session.repository, node.pull_seq, page_size=page_size,
-                         origin=info.node_id, since_time=since_time, until_seq=until_seq)
+    pages = change_pages(session.repository, node.pull_seq, page_size=run.page_size,
+                         origin=None if session.recovery else info.node_id,
+                         since_time=since_time, until_seq=until_seq)
     for page in progress.track_log(pages, f"pull {child.target.name}", start=node.pull_seq,
                                    end=until_seq):
-        if page.changes:
+        for changes, detect_since in _detection(session, page.changes):
             report = cluster.parent.apply(
-                page.changes, parent_node=cluster.parent_id, source_node=info.node_id,
-                detect_since=node.push_seq, policy=policy, dry_run=dry_run,
-                overlay=list(pending.values()) if dry_run else ())
+                changes, parent_node=cluster.parent_id, source_node=info.node_id,
+                detect_since=detect_since, policy=run.policy, dry_run=run.dry_run,
+                overlay=list(run.pending.values()) if run.dry_run else ())
             child.pulled.add(report)
-            pending.update((c.guid, c) for c in report.written)
-        if not dry_run and page.last_seq != node.pull_seq:
+            run.pending.update((c.guid, c) for c in report.written)
+            run.renumbered.update((c.guid, c) for c in report.renumbered)
+        if not run.dry_run and page.last_seq != node.pull_seq:
             node.pull_seq = page.last_seq
             cluster.save(node)
 
 
-def _push(cluster: Cluster, session: _Session, policy: ConflictPolicy, dry_run: bool,
-          page_size: int, pending: dict[str, Change], started: datetime) -> None:
+def _detection(session: _Session, changes: list[Change]
+               ) -> list[tuple[list[Change], Optional[int]]]:
+    """The page in batches, each with the log position after which a parent version counts
+    as concurrent (None: no conflict detection).
+
+    Normally the whole page is checked against the push checkpoint. A recovering child
+    also sends versions it held before its backup (long consolidated) and other nodes'
+    versions: those are merged by precedence alone; only its own versions stamped after the
+    last exchange began are new edits, checked against the old push checkpoint."""
+    if not changes:
+        return []
+    recovery = session.recovery
+    if recovery is None:
+        return [(changes, session.node.push_seq)]
+    boundary = stamp_from_datetime(recovery.last_sync) if recovery.last_sync else 0
+    fresh = [c for c in changes if c.origin == session.info.node_id and c.hlc >= boundary]
+    stale = [c for c in changes if c.origin != session.info.node_id or c.hlc < boundary]
+    return [(batch, since) for batch, since in ((stale, None), (fresh, recovery.push_seq))
+            if batch]
+
+
+def _push(cluster: Cluster, session: _Session, run: _Run) -> None:
     child, node, target = session.outcome, session.node, session.outcome.target
     try:
         for attempt in range(1, PUSH_ATTEMPTS + 1):
-            guarded = not dry_run and attempt < PUSH_ATTEMPTS
-            since_time = target.last_sync_time if attempt == 1 else None
-            if _push_pages(cluster, session, dry_run, page_size, pending, guarded, since_time):
+            guarded = not run.dry_run and attempt < PUSH_ATTEMPTS
+            since_time = target.last_sync_time if attempt == 1 and not session.recovery \
+                else None
+            if _push_pages(cluster, session, run, guarded, since_time):
                 break
             # The child's users changed an element being pushed: consolidate their version
             # first, so that the parent sees the conflict, logs the loser and applies the policy.
-            _consolidate(cluster, session, policy, dry_run, page_size, pending, since_time=None,
+            _consolidate(cluster, session, run, since_time=None,
                          until_seq=session.repository.info().seq)
-        if not dry_run:
-            cluster.save(node, last_sync=started)
-        child.last_sync_time = target.last_sync_time if dry_run else started
+        if not run.dry_run:
+            # The child first: if recording it at the parent then fails, the two disagree
+            # and the next run exchanges everything again, which is safe.
+            node.incarnation = session.repository.renew_incarnation()
+            cluster.save(node, last_sync=run.started)
+        child.last_sync_time = target.last_sync_time if run.dry_run else run.started
         log.info("pushed %d change(s) to %s", child.pushed.writes, target.name)
     except RepositoryError as exc:
         log.warning("sync with %s failed while pushing: %s", target.name, exc)
-        child.fail(str(exc))
+        child.fail(exc)
 
 
-def _push_pages(cluster: Cluster, session: _Session, dry_run: bool, page_size: int,
-                pending: dict[str, Change], guarded: bool,
+def _push_pages(cluster: Cluster, session: _Session, run: _Run, guarded: bool,
                 since_time: Optional[datetime]) -> bool:
     """Push the parent's versions from the push checkpoint on; ``guarded``: a page is refused
-    if the child changed one of its elements since its last consolidation (then False)."""
+    if the child changed one of its elements since its last consolidation (then False).
+
+    Versions the pulls renumbered go first, so the child frees an id before the element that
+    keeps it arrives. A recovering child gets every version, its own included: a restored
+    child lost the ones it made after its backup."""
     child, node = session.outcome, session.node
+    if run.renumbered and not _deliver(cluster, session, run, list(run.renumbered.values()),
+                                       guarded):
+        return False
     head = cluster.parent.info().seq
-    pages = change_pages(cluster.parent, node.push_seq, page_size=page_size,
-                         exclude_origin=session.info.node_id, since_time=since_time,
-                         until_seq=head)
+    pages = change_pages(cluster.parent, node.push_seq, page_size=run.page_size,
+                         exclude_origin=None if session.recovery else session.info.node_id,
+                         since_time=since_time, until_seq=head)
     for page in progress.track_log(pages, f"push {child.target.name}", start=node.push_seq,
                                    end=head):
         changes = page.changes
-        if dry_run and not page.more:
-            changes = _with_pending(changes, pending, session.info.node_id)
-        if changes:
-            report = session.repository.apply(
-                changes, parent_node=cluster.parent_id, dry_run=dry_run,
-                refuse_if_changed_since=node.pull_seq if guarded else None)
-            if report.refused:
-                return False
-            child.pushed.add(report)
-            if report.seq_before == node.pull_seq:
-                # Nothing was written at the child since we read it: skip our own echo.
-                node.pull_seq = report.seq_after
+        if run.dry_run and not page.more:
+            changes = _with_pending(changes, run.pending, session.info.node_id)
+        if changes and not _deliver(cluster, session, run, changes, guarded):
+            return False
         node.push_seq = page.last_seq
-        if not dry_run:
+        if not run.dry_run:
             cluster.save(node)
+    return True
+
+
+def _deliver(cluster: Cluster, session: _Session, run: _Run, changes: list[Change],
+             guarded: bool) -> bool:
+    """Apply one batch of the parent's versions at the child; False if the guard refused it."""
+    node = session.node
+    report = session.repository.apply(
+        changes, parent_node=cluster.parent_id, dry_run=run.dry_run,
+        refuse_if_changed_since=node.pull_seq if guarded else None)
+    if report.refused:
+        return False
+    session.outcome.pushed.add(report)
+    if report.seq_before == node.pull_seq:
+        # Nothing was written at the child since we read it: skip our own echo.
+        node.pull_seq = report.seq_after
     return True
 
 

@@ -10,6 +10,7 @@ Esri's tools used the Windows login).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 from wmx.errors import (
@@ -25,12 +26,23 @@ from wmx.repository import (
     Repository,
     RepositoryError,
     RepositoryNotFound,
+    is_service_url,
     open_repository,
 )
+from wmx.repository.embedded import embedded_path
+from wmx.state import saved_folder
 from wmx.tools._base import ValidationFailure
 
 TOKEN_VARIABLE = "WMX_TOKEN"
 USER_VARIABLE = "WMX_USER"
+
+
+def rescue_folder(location: str) -> Path:
+    """Where a replicate saves the content of a child that is no replica of its parent before
+    replacing it: beside an embedded child's file, in the state folder for a service."""
+    if is_service_url(location) or location.lower().startswith(("postgresql:", "postgres:")):
+        return saved_folder()
+    return embedded_path(location).resolve().parent
 
 
 def token() -> Optional[str]:
