@@ -139,3 +139,14 @@ def test_a_python_2_name_at_run_time_says_what_python_3_calls_it(tmp_path):
     assert done.returncode == 1
     assert "NameError: name 'unicode' is not defined" in done.stderr
     assert "unicode is Python 2 (ArcMap); in Python 3 use str" in done.stderr
+
+
+def test_quoted_text_that_looks_like_python_2_is_not_listed(tmp_path):
+    script = write(tmp_path, """\
+        import arcpy
+        rows = "Ohio true http://ohio/WMServer 2011-08-08 12:00"  # print "not code"
+        print "Synchronizing", rows
+    """)
+    done = wmx_run(script)
+    assert done.returncode == 2
+    assert "Python 2 forms found on lines 3." in done.stderr

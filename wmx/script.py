@@ -30,7 +30,7 @@ _WMX_FOLDER = Path(__file__).resolve().parent
 
 #: Python 2 forms (the line pattern, and what to write instead), most common first.
 _PYTHON2_FORMS = (
-    (re.compile(r"^\s*print\b\s*(?![\s(=]|$)|^\s*print\s+[\"'\w]"), 'print "..." -> print("...")'),
+    (re.compile(r"^\s*print\b\s*(?![\s(=]|$)"), 'print "..." -> print("...")'),
     (re.compile(r"\bexcept\s+[\w.]+(?:\s*\([^)]*\))?\s*,\s*\w+\s*:"),
      "except E, e: -> except E as e:"),
     (re.compile(r"^\s*raise\s+[\w.]+\s*,"), 'raise E, "text" -> raise E("text")'),
@@ -39,6 +39,7 @@ _PYTHON2_FORMS = (
     (re.compile(r"(?<![\w.])0\d+\b"), "0777 -> 0o777"),
     (re.compile(r"\bur[\"']"), "ur'...' -> r'...'"),
 )
+_STRINGS_AND_COMMENTS = re.compile(r"'[^']*'|\"[^\"]*\"|#.*$")
 _PYTHON2_SYNTAX_MESSAGES = ("Missing parentheses in call to", "multiple exception types must",
                             "leading zeros in decimal integer")
 
@@ -110,11 +111,11 @@ def _python2_text(script: Path, source: bytes, error: SyntaxError) -> Optional[s
     lines = source.decode("utf-8", errors="replace").splitlines()
     bad_line = error.text or (lines[error.lineno - 1] if error.lineno and
                               error.lineno <= len(lines) else "")
-    forms = [advice for pattern, advice in _PYTHON2_FORMS if pattern.search(bad_line)]
+    forms = _python2_forms(bad_line)
     if not forms and not any(text in (error.msg or "") for text in _PYTHON2_SYNTAX_MESSAGES):
         return None
     found = [(number, advice) for number, line in enumerate(lines, 1)
-             for pattern, advice in _PYTHON2_FORMS if pattern.search(line)]
+             for advice in _python2_forms(line)]
     numbers = sorted({number for number, _advice in found})
     advice = list(dict.fromkeys([*forms, *(a for _n, a in found)]))
     listed = ", ".join(str(n) for n in numbers[:20]) + (" ..." if len(numbers) > 20 else "")
@@ -125,6 +126,13 @@ def _python2_text(script: Path, source: bytes, error: SyntaxError) -> Optional[s
         + (f"Python 2 forms found on lines {listed}.\n" if numbers else "")
         + "ArcGIS Pro's Analyze Tools For Pro (or the 2to3 tool) lists every line to change."
     )
+
+
+def _python2_forms(line: str) -> list[str]:
+    """What to change on one line; text in quotes and comments is not code (a value table's
+    ``2011-08-08`` is no octal literal)."""
+    code = _STRINGS_AND_COMMENTS.sub("''", line)
+    return [advice for pattern, advice in _PYTHON2_FORMS if pattern.search(code)]
 
 
 @contextlib.contextmanager
