@@ -43,6 +43,11 @@ DECISIONS = """\
   A bug of the double itself: error 500, kept in `internal_errors`.
 * Ids are Esri's 32-bit Long fields: `jobs/create` `id` beyond 2^31-1 is 400; `numJobs` is at
   most 1000.
+* Privileges are checked only where the reference names them (§3.3): CreateJob (create),
+  CloseJob (close), DeleteJobs (delete), AssignAnyJob (assign), ManageAOI (aoi/poi/clearAOI
+  on create or update), ManageAttachments (attachment add/delete), AdministratorAccess
+  (updateConfigProperties); missing: error 403. Holds, notes, activity, dependencies and
+  extended properties need only a known user.
 * `user` is accepted on every route (the reference: "on almost every write and on some
   reads"); when given it must name a known user (400 otherwise). Writes without it: 400.
   `DOMAIN|name` and `DOMAIN\\name` name the same user.
@@ -263,6 +268,14 @@ UNIMPLEMENTED: tuple[tuple[str, ...], ...] = tuple(tuple(p.split("/")) for p in 
     "jobs/{id}/workflow/steps/{s}/moveNext", "jobs/{id}/workflow/steps/{s}/resolveConflict",
     "jobs/{id}/workflow/steps/{s}/setAsCurrent", "jobs/{id}/workflow/steps/{s}/logComment",
     "jobs/{id}/workflow/recreate", "jobs/job/{id}/workflow/steps/assign"))
+
+# Privileges named in the reference (§3.3), on the operations their names describe.
+ROUTE_PRIVILEGES = {
+    "create_jobs": "CreateJob", "close_jobs": "CloseJob", "close_job": "CloseJob",
+    "delete_jobs": "DeleteJobs", "delete_job": "DeleteJobs", "assign_jobs": "AssignAnyJob",
+    "assign_job": "AssignAnyJob", "add_attachment": "ManageAttachments",
+    "delete_attachment": "ManageAttachments", "update_config_properties": ADMIN_PRIVILEGE,
+}
 
 _ROUTES_BY_LENGTH: dict[int, list[_Route]] = {}
 for _each in ROUTES:
@@ -928,6 +941,7 @@ class EsriDouble:
             user = self._check_user(route, params)
             call = _Call(params, files, captures, user, record)
             with self.lock:
+                self._check_privileges(route, call)
                 result = getattr(self, f"_r_{route.handler}")(call)
                 if isinstance(result, _Reply):
                     return result
@@ -985,6 +999,23 @@ class EsriDouble:
         if name is None:
             raise bad_request(f"User '{given}' is not a Workflow Manager user.")
         return name
+
+    def _check_privileges(self, route: _Route, call: _Call) -> None:
+        """The privileges the reference names (§3.3), on the operations they name."""
+        needed = [ROUTE_PRIVILEGES[route.handler]] if route.handler in ROUTE_PRIVILEGES else []
+        if route.handler in ("create_jobs", "update_job"):
+            properties = _json_param(call.params.get("properties", "{}"), "properties")
+            keys = set(call.params) | (set(properties) if isinstance(properties, dict) else set())
+            if keys & {"aoi", "poi", "clearAOI"}:
+                needed.append("ManageAOI")
+        if not needed:
+            return
+        assert call.user is not None
+        held = self._privileges(call.user)
+        missing = [p for p in needed if p not in held]
+        if missing:
+            raise EsriError(403, "You do not have permissions to perform this operation.",
+                            f"User '{call.user}' lacks the {missing[0]} privilege.")
 
     def _known_user(self, given: str) -> Optional[str]:
         for candidate in (given, given.replace("|", "\\")):
@@ -1222,10 +1253,6 @@ class EsriDouble:
         }
 
     def _r_update_config_properties(self, call: _Call) -> dict[str, Any]:
-        assert call.user is not None
-        if ADMIN_PRIVILEGE not in self._privileges(call.user):
-            raise EsriError(403, "You do not have permissions to perform this operation.",
-                            f"User '{call.user}' lacks {ADMIN_PRIVILEGE}.")
         properties = _json_param(call.params["properties"], "properties")
         if not isinstance(properties, dict) or not all(
                 isinstance(v, str) for v in properties.values()):

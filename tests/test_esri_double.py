@@ -783,3 +783,33 @@ def test_a_slow_answer_times_the_client_out_and_the_work_is_done_later(
     while double.notes(job_id) != "late" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert double.notes(job_id) == "late"
+
+
+@pytest.mark.parametrize(("path", "params", "privilege"), [
+    ("jobs/create", {"jobTypeId": 1}, "CreateJob"),
+    ("jobs/create", {"jobTypeId": 1, "aoi": json.dumps(AOI)}, "ManageAOI"),
+    ("jobs/1/update", {"properties": json.dumps({"poi": POI})}, "ManageAOI"),
+    ("jobs/1/update", {"clearAOI": "true"}, "ManageAOI"),
+    ("jobs/1/close", {}, "CloseJob"), ("jobs/close", {"jobs": "1"}, "CloseJob"),
+    ("jobs/1/delete", {}, "DeleteJobs"), ("jobs/delete", {"jobs": "1"}, "DeleteJobs"),
+    ("jobs/1/assign", {"assignedType": 1, "assignedTo": "editor1"}, "AssignAnyJob"),
+    ("jobs/assign", {"jobs": "1", "assignedType": 1, "assignedTo": "editor1"}, "AssignAnyJob"),
+    ("jobs/1/attachments/add", {"storageType": 3, "filePath": "http://x"},
+     "ManageAttachments"),
+    ("jobs/1/attachments/1/delete", {}, "ManageAttachments"),
+])
+def test_a_user_without_the_documented_privilege_is_refused(
+        path: str, params: dict, privilege: str) -> None:
+    with EsriDouble() as double:
+        double.seed_job(id=1)
+        double.seed_attachment(1, content=b"x", filename="x.txt")
+        double.seed_user("clerk")
+        everything = [p for p in ("CreateJob", "CloseJob", "DeleteJobs", "AssignAnyJob",
+                                  "ManageAOI", "ManageAttachments") if p != privilege]
+        double.seed_group("Clerks", users=["clerk"], privileges=everything)
+        before = (json.dumps(double.jobs, sort_keys=True), double.attachments(1))
+        answer = call(double, path, user="clerk", **params)
+        assert code(answer) == 403 and privilege in json.dumps(answer)
+        assert before == (json.dumps(double.jobs, sort_keys=True), double.attachments(1))
+        double.seed_group("Clerks", users=["clerk"], privileges=[privilege], id=99)
+        assert code(call(double, path, user="clerk", **params)) is None
