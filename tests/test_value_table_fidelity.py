@@ -115,3 +115,16 @@ def test_synchronize_skips_a_child_marked_no_and_still_succeeds(cluster):
     assert "connected is no" in result.getMessages(1)
     assert [(row.name, row.status) for row in result.last_sync] == [
         ("Child1", "OK"), ("Child2", "SKIPPED")]
+
+
+def test_a_connected_cell_whose_repr_raises_still_only_skips_the_child():
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("boom")
+
+        __str__ = __repr__
+
+    rows, warnings = parse_child_rows([["Texas", Hostile(), "http://texas/WMServer"]],
+                                      synchronize=True)
+    assert rows[0].connected is False
+    assert "connected is a Hostile" in warnings[0]

@@ -701,7 +701,12 @@ def _connected(
     except ValueTableError:
         if not synchronize:
             raise
-    shown = value if isinstance(value, str) else format_cell(None) if value is None else repr(value)
+    if isinstance(value, str):
+        shown = value
+    elif value is None:
+        shown = format_cell(None)
+    else:  # never repr(): a hostile cell's __repr__ must not escape as another error
+        shown = f"a {type(value).__name__}"
     warnings.append(
         f"Row {number}: connected is {shown}, not true or false; {name} is skipped "
         "(Synchronize processes only children whose connected value is true)."
