@@ -56,12 +56,14 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _configure_logging(verbose: bool) -> None:
-    """Engine logs on stderr with -v only: progress and messages already tell the story."""
+    """Engine logs on stderr with -v only: without it, the tool's messages already report
+    each child (a second line per failure would say it twice)."""
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("wmx.engine").setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
 def build_parser() -> argparse.ArgumentParser:

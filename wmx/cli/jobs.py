@@ -158,7 +158,7 @@ def cmd_create(args: argparse.Namespace, out: Output) -> int:
             type_id = names.type_id(args.type) if args.type else min(names.types, default=1)
             created = [repository.create_job(type_id, user=user, **_fields(args, names)).id]
         out.data = {"created": created}
-        out.line(f"Created {len(created)} job(s): {_ranges(created)}")
+        out.info(f"Created {len(created)} job(s): {_ranges(created)}")
         return EXIT_OK
     return _with_repository(args, work)
 
@@ -214,7 +214,7 @@ def cmd_update(args: argparse.Namespace, out: Output) -> int:
                                               "--percent")
         job = repository.update_job(args.id, user=user, **fields)
         out.data = {"updated": job.id, "fields": sorted(fields)}
-        out.line(f"Updated job {job.id}: {', '.join(sorted(fields))}")
+        out.info(f"Updated job {job.id}: {', '.join(sorted(fields))}")
         return EXIT_OK
     return _with_repository(args, work)
 
@@ -227,7 +227,7 @@ def _each(verb: str, call: Callable[[Any, int, str], Any]) -> Callable[..., int]
             for number in args.ids:
                 call(repository, number, user)
             out.data = {verb: args.ids}
-            out.line(f"{verb.capitalize()} job(s): {_ranges(args.ids)}")
+            out.info(f"{verb.capitalize()} job(s): {_ranges(args.ids)}")
             return EXIT_OK
         return _with_repository(args, work)
     return command

@@ -78,7 +78,7 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         info = repository.info()
     out.data = {"path": str(path), "name": info.name, "config": args.config,
                 "node_id": info.node_id, "job_id_start": info.id_block_start}
-    out.line(f"Created repository {info.name} at {path} ({args.config} configuration, "
+    out.info(f"Created repository {info.name} at {path} ({args.config} configuration, "
              f"job ids from {info.id_block_start})")
     return EXIT_OK
 
