@@ -162,3 +162,11 @@ def test_the_badge_follows_the_status_output_and_the_children(result, text, colo
     badge_text, style = view(result).badge
     assert badge_text == text
     assert colour in style
+
+
+def test_a_result_whose_last_sync_output_cannot_be_read_still_renders_it_as_text():
+    broken = Result("SynchronizeJobData", [], [("Output_SynchronizeReplicaStatus", "0"),
+                                              ("Output_LastSync", "'never closed")], MessageLog())
+    page = broken._repr_html_()
+    assert "&#x27;never closed" in page
+    assert view(broken).badge[0] == "Succeeded"

@@ -20,7 +20,7 @@ import attrs
 from wmx.errors import REPLICATION_CONFLICT
 from wmx.messages import ERROR, INFORMATIVE, WARNING, Message
 from wmx.result import FAILED, LAST_SYNC_OUTPUT, Result
-from wmx.valuetable import LastSyncRow, format_time
+from wmx.valuetable import LastSyncRow, ValueTableError, format_time
 
 _SYNC_COUNTS = re.compile(
     r"(?P<pulled_new>\d+) new, (?P<pulled_changed>\d+) changed, (?P<pulled_deleted>\d+) deleted "
@@ -94,10 +94,19 @@ def child_reports(rows: Sequence[LastSyncRow], messages: Sequence[Message]) -> l
     return reports
 
 
+def _readable_children(result: Result) -> list[ChildReport]:
+    """The children, or [] when the last-sync output cannot be read (a hand-built Result):
+    the view then shows that output as text rather than failing to render."""
+    try:
+        return result.children
+    except ValueTableError:
+        return []
+
+
 def badge(result: Result) -> tuple[str, str]:
     """(text, colour): red when the tool failed and no child succeeded, amber when a child
     failed or the status output is non-zero, or when there were warnings, else green."""
-    children = result.children
+    children = _readable_children(result)
     failed = [c for c in children if c.status == "FAILED"]
     succeeded = [c for c in children if c.status == "OK"]
     try:
@@ -152,7 +161,7 @@ def render_html(result: Result) -> str:
     """The notebook view: badge, per-child table, conflicts, other outputs, messages."""
     esc = html.escape
     text, colour = badge(result)
-    children = result.children
+    children = _readable_children(result)
     status_line = f"status {esc(result[0])}" if result.outputCount else ""
     if children:
         status_line += f" &middot; {esc(_summary(children))}"
