@@ -2,8 +2,9 @@
 
 ``from wmx import arcpy`` (or ``import wmx as arcpy``) gives scripts written for Esri's tools
 what they call: the tools under every name Esri used, ``Result``, ``ExecuteError``,
-``ValueTable``, the message functions and the licensing calls. ``wmx.open_repository`` opens
-any repository (embedded file or WMServer URL) for Python code of its own.
+``ValueTable``, ``env``, the message, script-tool parameter and licensing functions; any other
+arcpy name (``da``, ``Describe`` ...) is one clear error saying so. ``wmx.open_repository``
+opens any repository (embedded file or WMServer URL) for Python code of its own.
 
 The package logs through the ``wmx`` logger (``wmx.engine``, ``wmx.tools`` ...) and adds only a
 ``NullHandler`` to it: a script or notebook that configures no logging sees nothing from wmx on
