@@ -150,3 +150,33 @@ def test_quoted_text_that_looks_like_python_2_is_not_listed(tmp_path):
     done = wmx_run(script)
     assert done.returncode == 2
     assert "Python 2 forms found on lines 3." in done.stderr
+
+
+def test_a_nightly_script_using_env_parameters_and_the_tools_runs_untouched(tmp_path):
+    from tests.conftest import make_cluster
+
+    cluster = make_cluster(tmp_path, children=1)
+    script = write(tmp_path, """\
+        import arcpy
+        arcpy.env.overwriteOutput = True
+        arcpy.env.workspace = arcpy.env.scratchFolder
+        if arcpy.CheckExtension("JTX") == "Available":
+            arcpy.CheckOutExtension("JTX")
+        parent = arcpy.GetParameterAsText(0)
+        children = arcpy.GetParameterAsText(1)
+        try:
+            result = arcpy.SynchronizeJobData_wmx(parent, "Parent", children)
+            arcpy.SetParameterAsText(2, result.getOutput(0))
+            print("status", arcpy.GetParameterAsText(2))
+        except arcpy.ExecuteError:
+            arcpy.AddIDMessage("ERROR", 999981, "nightly sync failed")
+            print(arcpy.GetMessages(2))
+        if not hasattr(arcpy, "mp"):
+            print("no arcpy.mp here")
+        arcpy.CheckInExtension("JTX")
+    """)
+    done = wmx_run(script, str(cluster.parent_path),
+                   f"Child1 true '{cluster.child_paths['Child1']}' 2011-08-08 12:00")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["status 0", "no arcpy.mp here"]
+    assert done.stderr == ""
