@@ -428,9 +428,11 @@ class EsriDouble:
                  token_ttl_minutes: float = 60, users: Iterable[str] = ("admin",),
                  config: str = "quick", job_id_start: int = 1, auto_activity: bool = True,
                  current_version: float = 10.91, root: str = "arcgis/rest/services",
-                 clock: Callable[[], float] = time.time) -> None:
+                 cache_root: bool = False, clock: Callable[[], float] = time.time) -> None:
         """``root`` is the folder above the service: Esri's 10.1+ form by default, or
-        "wmrest/services" for ArcGIS Server 10.0 for .NET (reference §1)."""
+        "wmrest/services" for ArcGIS Server 10.0 for .NET (reference §1). ``cache_root``:
+        the root answers what it answered first until ``clear_root_cache()``, as Esri's
+        server-side REST cache does after configuration changes (reference §1)."""
         if config not in ("minimum", "quick"):
             raise ValueError("config must be 'minimum' or 'quick'")
         self.service = service
@@ -442,6 +444,8 @@ class EsriDouble:
         self.auto_activity = auto_activity
         self.current_version = current_version
         self.clock = clock
+        self.cache_root = cache_root
+        self._cached_root: Optional[dict[str, Any]] = None
         self.lock = threading.RLock()
         self.requests: list[RecordedRequest] = []
         self.undocumented: list[RecordedRequest] = []
@@ -587,6 +591,11 @@ class EsriDouble:
             raise ValueError(f"mode must be one of {', '.join(FAULT_MODES)}")
         with self.lock:
             self._faults.append(_Fault(path_substring.lower(), error_code, times, mode, delay))
+
+    def clear_root_cache(self) -> None:
+        """What an admin does after a configuration change (``.../admin/cache/clear``)."""
+        with self.lock:
+            self._cached_root = None
 
     def expire_tokens(self) -> None:
         """Every generated token expires now (the static token never does)."""
@@ -1238,6 +1247,13 @@ class EsriDouble:
     # ----------------------------------------------------------------- routes: configuration
 
     def _r_root(self, call: _Call) -> dict[str, Any]:
+        if not self.cache_root:
+            return self._root_json()
+        if self._cached_root is None:  # a snapshot: later seeding must not show through
+            self._cached_root = json.loads(json.dumps(self._root_json()))
+        return self._cached_root
+
+    def _root_json(self) -> dict[str, Any]:
         summary = ("id", "name", "description", "category", "state")
         return {
             "currentVersion": self.current_version,

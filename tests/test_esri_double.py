@@ -813,3 +813,13 @@ def test_a_user_without_the_documented_privilege_is_refused(
         assert before == (json.dumps(double.jobs, sort_keys=True), double.attachments(1))
         double.seed_group("Clerks", users=["clerk"], privileges=[privilege], id=99)
         assert code(call(double, path, user="clerk", **params)) is None
+
+
+def test_a_cached_root_shows_configuration_changes_only_after_the_cache_is_cleared() -> None:
+    with EsriDouble(cache_root=True) as double:
+        assert len(call(double, method="GET")["holdTypes"]) == 3
+        double.seed_hold_type("Waiting for Budget")
+        assert len(call(double, method="GET")["holdTypes"]) == 3
+        assert len(call(double, "jobTypes/1", "GET")) > 5  # only the root is cached
+        double.clear_root_cache()
+        assert len(call(double, method="GET")["holdTypes"]) == 4
