@@ -1,9 +1,11 @@
 """The Flask application: one WSGI app serving one repository as a WMServer service.
 
 It turns HTTP into :class:`wmx.server.routing.Call` objects and handler results (or errors)
-back into Esri's responses: ``f=json|pjson``, JSONP ``callback``, the HTTP-200 error envelope,
-gzip both ways. The request-size limit and the token check run before any handler. This
-module must never log a query string or a token, and never answer a traceback to a client.
+back into Esri's responses: ``f=json|pjson``, JSONP ``callback`` (public reads only), the
+HTTP-200 error envelope, gzip both ways. The request-size limit, the token check and the
+cross-site policy (:mod:`wmx.server.crosssite`) run before any handler. This module must never
+log a query string or a token, never build a URL from the request's Host header, and never
+answer a traceback to a client.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 from urllib.parse import quote
@@ -40,6 +43,7 @@ from wmx.repository.base import (
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.server import esri, replication
 from wmx.server.auth import check_token, presented_token
+from wmx.server.crosssite import Exchange, SitePolicy
 from wmx.server.routing import (
     BAD_REQUEST,
     FORBIDDEN,
@@ -65,6 +69,8 @@ CALLBACK = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
 RAW_BYTE = re.compile(rb"[\x80-\xff]")
 BODY_ERROR = "wmx.body_error"
 EXTENSION_KEY = "wmx"
+JSONP_ALLOWED = "wmx_jsonp"
+"""Set on ``flask.g`` once the request is known to be a public read: only then is JSONP used."""
 
 ROUTES = Router()
 ROUTES.include(esri.routes)
@@ -84,13 +90,17 @@ _QUIET_CODES: dict[int, tuple[str, list[str]]] = {
 
 @attrs.define
 class Service:
-    """What one app serves: the repository, its public name, and its limits."""
+    """What one app serves: the repository, its public name, its limits, who may call it,
+    and the address URLs it builds start with (``base_url``: set by the runner once bound;
+    else the WSGI server's own ``SERVER_NAME``/``SERVER_PORT``, never the client's Host)."""
 
     repository: EmbeddedRepository
     name: str
     token: Optional[str] = attrs.field(default=None, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     owns_repository: bool = True
+    site: SitePolicy = attrs.field(factory=SitePolicy.for_server)
+    base_url: Optional[str] = None
 
     @property
     def prefix(self) -> list[str]:
@@ -176,10 +186,13 @@ class BodyGuard:
 
 def create_app(repository: Union[str, Path, EmbeddedRepository], *,
                service_name: Optional[str] = None, token: Optional[str] = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> flask.Flask:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               hosts: Sequence[str] = ()) -> flask.Flask:
     """A WSGI app serving ``repository`` (a path, or an open store the caller keeps and closes)
     at ``/arcgis/rest/services/<service_name>/WMServer``; the name defaults to the
-    repository's own. With ``token`` set every request must present it."""
+    repository's own. With ``token`` set every request must present it; without one the app
+    answers only to IP addresses, ``localhost``, the machine's name and the ``hosts`` aliases
+    (DNS names a browser may use for it)."""
     owns = not isinstance(repository, EmbeddedRepository)
     store = EmbeddedRepository(repository) if owns else repository
     name = (service_name or store.info().name).strip().strip("/")
@@ -187,7 +200,9 @@ def create_app(repository: Union[str, Path, EmbeddedRepository], *,
         raise ValueError("A service needs a name")
     app = flask.Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
-    app.extensions[EXTENSION_KEY] = Service(store, name, token or None, max_body_bytes, owns)
+    app.extensions[EXTENSION_KEY] = Service(
+        store, name, token or None, max_body_bytes, owns,
+        SitePolicy.for_server(hosts, token=bool(token)))
     app.wsgi_app = BodyGuard(app.wsgi_app, max_body_bytes)  # type: ignore[method-assign]
     app.add_url_rule("/", "wmx", _dispatch, defaults={"path": ""}, methods=["GET", "POST"])
     app.add_url_rule("/<path:path>", "wmx", _dispatch, methods=["GET", "POST"])
@@ -233,11 +248,14 @@ def _answer(service: Service, path: str) -> flask.Response:
                                ["f must be json, pjson or (for content) file"])
         params = Params(request.values.to_dict())
         check_token(service.token, presented_token(request.headers, params.text("token")))
-        handler, arguments = ROUTES.resolve("/".join(_service_path(service, path)),
-                                            request.method)
-        call = Call(service.repository, params, request.method, service.url(request.host_url),
+        segments = _service_path(service, path)
+        route, arguments = ROUTES.resolve("/".join(segments), request.method)
+        service.site.admit(Exchange(request.method, request.host, request.headers, segments,
+                                    route.public, request.mimetype, bool(_param("callback"))))
+        setattr(flask.g, JSONP_ALLOWED, route.public)
+        call = Call(service.repository, params, request.method, service.url(_base_url(service)),
                     read_body=lambda: request.get_data(cache=False), read_upload=_upload)
-        result = handler(call, **arguments)
+        result = route.handler(call, **arguments)
     except ServiceError:
         raise
     except RepositoryError as exc:
@@ -267,6 +285,16 @@ def _service_path(service: Service, path: str) -> list[str]:
         raise ServiceError(NOT_FOUND, "Service not found",
                            [f"This server serves /arcgis/rest/services/{service.name}/WMServer"])
     return parts[len(prefix):]
+
+
+def _base_url(service: Service) -> str:
+    """Where this server is, as its runner bound it or its WSGI server names itself."""
+    if service.base_url:
+        return service.base_url
+    environ = flask.request.environ
+    name = str(environ.get("SERVER_NAME") or "localhost")
+    host = f"[{name}]" if ":" in name else name
+    return f"{flask.request.scheme}://{host}:{environ.get('SERVER_PORT') or 80}"
 
 
 def _upload() -> Optional[tuple[str, bytes]]:
@@ -300,7 +328,7 @@ def _render(payload: dict[str, Any]) -> flask.Response:
     else:
         body = codec.dumps_bytes(payload)
     mimetype = "application/json"
-    callback = _param("callback")
+    callback = _param("callback") if flask.g.get(JSONP_ALLOWED) else ""
     if callback and CALLBACK.match(callback) and len(callback) <= 128:
         body = b"/**/" + callback.encode("ascii") + b"(" + body + b");"
         mimetype = "application/javascript"

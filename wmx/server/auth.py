@@ -3,12 +3,14 @@
 Two separate checks, as in ArcGIS: the token (when the server has one) admits a client at all
 and is compared in constant time; the ``user`` parameter names a Workflow Manager user whose
 group privileges decide what they may change. This module must never log, echo or store a
-token, and never let a request change anything before both checks pass.
+token, never repeat a ``user`` value other than a plain name in a refusal (a page could plant
+markup or prose there), and never let a request change anything before both checks pass.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
@@ -25,6 +27,9 @@ from wmx.server.routing import (
 )
 
 TOKEN_HEADERS = ("X-Esri-Authorization", "Authorization")
+PLAIN_USER_NAME = re.compile(r"[\w.@$\\-]{1,64}")
+"""A user name as directories spell them (``DOMAIN\\name``, ``name@domain``): repeated in
+refusals; no other ``user`` value is."""
 
 
 def read_token_file(path: str | Path) -> str:
@@ -58,6 +63,12 @@ def check_token(expected: Optional[str], presented: Optional[str]) -> None:
         raise ServiceError(INVALID_TOKEN, "Invalid Token")
 
 
+def _named(name: str) -> str:
+    """How a refusal names a user: a plain user name as it is (SPEC §2.8 names the acting user
+    in every refusal), anything else (markup, prose, controls, a very long value) not at all."""
+    return f"User '{name}'" if PLAIN_USER_NAME.fullmatch(name) else "The user named by 'user'"
+
+
 def user_name(value: str) -> str:
     """Esri clients send ``DOMAIN\\name`` as ``DOMAIN|name``; store the backslash form."""
     return value.strip().replace("|", "\\")
@@ -76,7 +87,7 @@ def require_user(call: Call) -> str:
                            ["Pass user=<Workflow Manager user name>"])
     user = find_user(call.repository, given)
     if user is None:
-        raise ServiceError(FORBIDDEN, f"User '{user_name(given)}' is not a Workflow Manager "
+        raise ServiceError(FORBIDDEN, f"{_named(user_name(given))} is not a Workflow Manager "
                            "user of this repository; set WMX_USER (or pass --user to the wmx "
                            "command) to a user of this repository")
     return user.user_name
@@ -87,7 +98,7 @@ def require_privilege(call: Call, privilege: str) -> str:
     name = require_user(call)
     held = call.repository.user_privileges(name)
     if privilege not in held and PRIV_ADMINISTRATOR not in held:
-        raise ServiceError(FORBIDDEN, f"User '{name}' lacks the {privilege} privilege")
+        raise ServiceError(FORBIDDEN, f"{_named(name)} lacks the {privilege} privilege")
     return name
 
 
@@ -95,7 +106,7 @@ def require_replication_user(call: Call) -> str:
     """A user with Manage Replication or Administrator access (replication traffic)."""
     name = require_user(call)
     if not call.repository.may_replicate(name):
-        raise ServiceError(FORBIDDEN, f"User '{name}' needs the Manage Replication or "
+        raise ServiceError(FORBIDDEN, f"{_named(name)} needs the Manage Replication or "
                            "Administrator privilege for replication")
     return name
 

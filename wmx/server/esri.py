@@ -3,8 +3,10 @@
 Every handler reads or writes through :class:`wmx.repository.jobs.JobTracking`, so a write made
 over REST is an ordinary change-tracked repository write that replicates like any other. Shapes
 follow Esri's reference (camelCase, dates as epoch ms, ``{"success": true}`` for writes with no
-natural result). Handlers return plain data; this module must never import Flask, touch the
-file system or serve a linked (non-embedded) attachment from the server's disk.
+natural result). Handlers return plain data; routes marked ``public`` are the read-only
+resources any web page may read (``wmx.server.crosssite`` guards the rest). This module must
+never import Flask, touch the file system or serve a linked (non-embedded) attachment from the
+server's disk.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ def _job_fields(params: Params, allowed: frozenset[str],
     given: dict[str, Any] = {key: params.text(key) for key in allowed if key in params}
     for key, value in (properties or {}).items():
         if key not in allowed:
-            raise ServiceError(BAD_REQUEST, f"Unknown job property '{key}'",
+            raise ServiceError(BAD_REQUEST, "Unknown job property in 'properties'",
                                [f"Known properties: {', '.join(sorted(allowed))}"])
         given[key] = value
     return {JOB_PARAMS[key]: _job_value(key, JOB_PARAMS[key], value)
@@ -170,7 +172,7 @@ def _assignment(params: Params) -> tuple[int, Optional[str]]:
 
 # --- service root and configuration -----------------------------------------------------------
 
-@routes.route("")
+@routes.route("", public=True)
 def root(call: Call) -> dict[str, Any]:
     repository = call.repository
     return {
@@ -188,7 +190,7 @@ def root(call: Call) -> dict[str, Any]:
     }
 
 
-@routes.route("jobTypes/{job_type_id:int}")
+@routes.route("jobTypes/{job_type_id:int}", public=True)
 def job_type(call: Call, job_type_id: int) -> dict[str, Any]:
     found = _found(lambda: call.repository.get_config(JobType, job_type_id),
                    f"Job type {job_type_id}")
@@ -200,7 +202,7 @@ def job_type(call: Call, job_type_id: int) -> dict[str, Any]:
     return {**detail, **found.to_esri()}
 
 
-@routes.route("visibleJobTypes")
+@routes.route("visibleJobTypes", public=True)
 def visible_job_types(call: Call) -> dict[str, Any]:
     require_user(call)
     return {"jobTypes": [_job_type_summary(t) for t in call.repository.list_config(JobType)
@@ -242,7 +244,7 @@ def users(call: Call) -> dict[str, Any]:
 def user(call: Call, name: str) -> dict[str, Any]:
     found = find_user(call.repository, name)
     if found is None:
-        raise ServiceError(NOT_FOUND, f"User '{user_name(name)}' does not exist")
+        raise ServiceError(NOT_FOUND, "The user named in the path does not exist")
     return _user_json(call, found, call.repository.groups())
 
 
@@ -278,12 +280,12 @@ def replication_info(call: Call) -> dict[str, Any]:
 
 # --- jobs -------------------------------------------------------------------------------------
 
-@routes.route("jobs")
+@routes.route("jobs", public=True)
 def job_ids(call: Call) -> dict[str, Any]:
     return {"jobIds": call.repository.jobs()}
 
 
-@routes.route("jobs/{job_id:int}")
+@routes.route("jobs/{job_id:int}", public=True)
 def job(call: Call, job_id: int) -> dict[str, Any]:
     return job_json(call.repository, _job(call, job_id))
 
@@ -399,13 +401,13 @@ def delete_jobs(call: Call) -> dict[str, Any]:
 
 # --- holds, notes, activity -------------------------------------------------------------------
 
-@routes.route("jobs/{job_id:int}/holds")
+@routes.route("jobs/{job_id:int}/holds", public=True)
 def holds(call: Call, job_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return {"holds": [hold.to_esri() for hold in call.repository.holds(job_id)]}
 
 
-@routes.route("jobs/{job_id:int}/holds/{hold_id:int}")
+@routes.route("jobs/{job_id:int}/holds/{hold_id:int}", public=True)
 def hold(call: Call, job_id: int, hold_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return _child(call.repository.holds(job_id), hold_id, "Hold").to_esri()
@@ -430,7 +432,7 @@ def release_hold(call: Call, job_id: int, hold_id: int) -> dict[str, Any]:
     return OK
 
 
-@routes.route("jobs/{job_id:int}/notes")
+@routes.route("jobs/{job_id:int}/notes", public=True)
 def notes(call: Call, job_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return {"notes": call.repository.get_notes(job_id)}
@@ -444,7 +446,7 @@ def update_notes(call: Call, job_id: int) -> dict[str, Any]:
     return OK
 
 
-@routes.route("jobs/{job_id:int}/activity")
+@routes.route("jobs/{job_id:int}/activity", public=True)
 def activity(call: Call, job_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return {"activity": [entry.to_esri() for entry in call.repository.activity(job_id)]}
@@ -461,19 +463,19 @@ def log_action(call: Call, job_id: int) -> dict[str, Any]:
 
 # --- attachments ------------------------------------------------------------------------------
 
-@routes.route("jobs/{job_id:int}/attachments")
+@routes.route("jobs/{job_id:int}/attachments", public=True)
 def attachments(call: Call, job_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return {"attachments": [a.to_esri() for a in call.repository.attachments(job_id)]}
 
 
-@routes.route("jobs/{job_id:int}/attachments/{attachment_id:int}")
+@routes.route("jobs/{job_id:int}/attachments/{attachment_id:int}", public=True)
 def attachment(call: Call, job_id: int, attachment_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return _child(call.repository.attachments(job_id), attachment_id, "Attachment").to_esri()
 
 
-@routes.route("jobs/{job_id:int}/attachments/{attachment_id:int}/content")
+@routes.route("jobs/{job_id:int}/attachments/{attachment_id:int}/content", public=True)
 def attachment_content(call: Call, job_id: int, attachment_id: int) -> RawResponse:
     """Embedded content only: a linked file names a path on some client's disk, and serving
     it from the server's disk would hand out arbitrary server files."""
@@ -536,7 +538,7 @@ def delete_attachment(call: Call, job_id: int, attachment_id: int) -> dict[str, 
 
 # --- dependencies -----------------------------------------------------------------------------
 
-@routes.route("jobs/{job_id:int}/dependencies")
+@routes.route("jobs/{job_id:int}/dependencies", public=True)
 def dependencies(call: Call, job_id: int) -> dict[str, Any]:
     _job(call, job_id)
     return {"dependencies": [d.to_esri() for d in call.repository.dependencies(job_id)]}
@@ -573,7 +575,7 @@ def _field_type(value: Any) -> int:
     return 3 if isinstance(value, float) else 4
 
 
-@routes.route("jobs/{job_id:int}/extendedProperties")
+@routes.route("jobs/{job_id:int}/extendedProperties", public=True)
 def extended_properties(call: Call, job_id: int) -> dict[str, Any]:
     _job(call, job_id)
     tables: dict[str, list] = {}

@@ -179,6 +179,9 @@ class Route:
     """(literal lower-cased, None) or (parameter name, ``"int"``/``"str"``) per segment."""
     handler: Handler
     methods: frozenset[str]
+    public: bool = False
+    """A read-only resource of Esri's documented surface: any page may read it (cross-site,
+    JSONP). Every other route is guarded by :mod:`wmx.server.crosssite`."""
 
     def match(self, parts: list[str]) -> Optional[dict[str, Any]]:
         if len(parts) != len(self.segments):
@@ -205,8 +208,8 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def route(self, pattern: str, methods: tuple[str, ...] = ("GET", "POST")
-              ) -> Callable[[T], T]:
+    def route(self, pattern: str, methods: tuple[str, ...] = ("GET", "POST"), *,
+              public: bool = False) -> Callable[[T], T]:
         segments = []
         for part in filter(None, pattern.split("/")):
             variable = _SEGMENT.match(part)
@@ -216,7 +219,7 @@ class Router:
                 segments.append((part.lower(), None))
 
         def register(handler: T) -> T:
-            self.routes.append(Route(tuple(segments), handler, frozenset(methods)))
+            self.routes.append(Route(tuple(segments), handler, frozenset(methods), public))
             return handler
 
         return register
@@ -224,7 +227,7 @@ class Router:
     def include(self, other: Router) -> None:
         self.routes.extend(other.routes)
 
-    def resolve(self, path: str, method: str) -> tuple[Handler, dict[str, Any]]:
+    def resolve(self, path: str, method: str) -> tuple[Route, dict[str, Any]]:
         parts = [part for part in path.split("/") if part]
         allowed = False
         for route in self.routes:
@@ -232,7 +235,7 @@ class Router:
             if found is None:
                 continue
             if method in route.methods:
-                return route.handler, found
+                return route, found
             allowed = True
         if allowed:
             raise ServiceError(METHOD_NOT_ALLOWED, f"Method {method} is not allowed here",
@@ -240,5 +243,5 @@ class Router:
         raise ServiceError(NOT_FOUND, "Not Found", ["The requested resource does not exist"])
 
 
-__all__ = ["Call", "Params", "RawResponse", "Router", "ServiceError", "bad_parameter",
+__all__ = ["Call", "Params", "RawResponse", "Route", "Router", "ServiceError", "bad_parameter",
            "parse_json"]

@@ -1,15 +1,20 @@
 """Running the service: ``serve`` (what ``wmx serve`` calls, in the foreground) and
 :class:`ServerThread` (a server in a background thread, for tests, the benchmark and notebooks).
 
-Both bind with waitress first and only then announce the URL, so port 0 reports the real port.
-A server stops from any thread by waking its own event loop, never by a signal or by killing
-threads (works the same on Windows and Linux). This module must never print or log a token.
+Both bind with waitress first and only then announce the URL, so port 0 reports the real port;
+a server bound beyond this machine without a token says so (a logging warning), because anyone
+who can reach it can then act as any user (SPEC §2.8). A server stops from any thread by waking
+its own event loop, never by a signal or by killing threads (works the same on Windows and
+Linux). This module must never print or log a token.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -37,6 +42,24 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _address(host: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _is_loopback(host: str) -> bool:
+    address = _address(host)
+    return address.is_loopback if address is not None else host.lower() == "localhost"
+
+
+def _public_host(host: str) -> str:
+    """The name URLs use for a bound address: the machine's name for every interface."""
+    address = _address(host)
+    return socket.gethostname() if address is not None and address.is_unspecified else host
+
+
 class _Running:
     """A bound waitress server on a socket map of its own, stoppable from any thread."""
 
@@ -53,7 +76,15 @@ class _Running:
         listening = getattr(self._server, "effective_listen", None) or [
             (self._server.effective_host, self._server.effective_port)]
         self.host, self.port = str(listening[0][0]), int(listening[0][1])
-        self.url = service_of(app).url(f"http://{_url_host(self.host)}:{self.port}")
+        service = service_of(app)
+        self.url = service.url(f"http://{_url_host(self.host)}:{self.port}")
+        service.base_url = f"http://{_url_host(_public_host(self.host))}:{self.port}"
+        if service.token is None and not all(_is_loopback(str(address[0]))
+                                             for address in listening):
+            log.warning("Serving %s on %s without a token: anyone who can reach port %d can "
+                        "act as any Workflow Manager user (the 'user' parameter is trusted). "
+                        "Start it with --token-file, or bind 127.0.0.1.", service.name,
+                        self.host, self.port)
 
     def run(self) -> None:
         """Serve until :meth:`stop` (or Ctrl+C in the foreground)."""
@@ -70,16 +101,18 @@ class _Running:
 def serve(path: RepositoryArg, host: str = "127.0.0.1", port: int = 0,
           service: Optional[str] = None, token_file: Union[str, Path, None] = None,
           ready_callback: Optional[Callable[[str], None]] = None, *,
-          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, threads: int = DEFAULT_THREADS) -> None:
+          max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, threads: int = DEFAULT_THREADS,
+          hosts: Sequence[str] = ()) -> None:
     """Serve the repository at ``path`` until interrupted (Ctrl+C).
 
     Prints ``Serving <name> at <url>`` once bound (``port=0`` picks a free port and the real
     one is printed) and passes the URL to ``ready_callback``. With ``token_file`` every
-    request must carry the file's contents as its token.
+    request must carry the file's contents as its token; without one only IP addresses,
+    ``localhost``, the machine's name and the ``hosts`` aliases are answered.
     """
     token = read_token_file(token_file) if token_file is not None else None
     running = _Running(create_app(path, service_name=service, token=token,
-                                  max_body_bytes=max_body_bytes),
+                                  max_body_bytes=max_body_bytes, hosts=hosts),
                        host, port, threads, max_body_bytes)
     try:
         name = service_of(running.app).name
@@ -103,8 +136,10 @@ class ServerThread:
 
     def __init__(self, repository: RepositoryArg, *, service: Optional[str] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
-                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, threads: int = 4) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, threads: int = 4,
+                 hosts: Sequence[str] = ()) -> None:
         self._repository = repository
+        self._hosts = tuple(hosts)
         self._service = service
         self._token = token
         self._host, self._port = host, port
@@ -140,7 +175,7 @@ class ServerThread:
         if self._running is not None:
             return self
         app = create_app(self._repository, service_name=self._service, token=self._token,
-                         max_body_bytes=self._max_body_bytes)
+                         max_body_bytes=self._max_body_bytes, hosts=self._hosts)
         try:
             self._running = _Running(app, self._host, self._port, self._threads,
                                      self._max_body_bytes)
