@@ -50,7 +50,8 @@ DECISIONS = """\
   extended properties need only a known user.
 * `user` is accepted on every route (the reference: "on almost every write and on some
   reads"); when given it must name a known user (400 otherwise). Writes without it: 400.
-  `DOMAIN|name` and `DOMAIN\\name` name the same user.
+  `DOMAIN|name` and `DOMAIN\\name` name the same user; user names match case-blind (Windows
+  logins do).
 * `f` absent or `html`: a minimal HTML page (Esri's default format), never JSON. `f=file` only
   on attachment content, which accepts nothing else.
 * `jobs/{id}` of a missing job answers `{}` (AJS4 treats it so); every other route of a

@@ -493,7 +493,9 @@ def test_a_static_token_is_required_and_checked() -> None:
 
 
 def test_generate_token_gives_expiring_tokens_for_known_credentials() -> None:
-    with EsriDouble(credentials={"ada": "pa55"}, token_ttl_minutes=0.005) as double:
+    now = [1_800_000_000.0]
+    with EsriDouble(credentials={"ada": "pa55"}, token_ttl_minutes=5,
+                    clock=lambda: now[0]) as double:
         form = {"username": "ada", "password": "pa55", "client": "requestip", "f": "json"}
         assert code(requests.get(double.token_url, params=form, timeout=10).json()) == 405
         wrong = requests.post(double.token_url, data={**form, "password": "nope"},
@@ -502,9 +504,11 @@ def test_generate_token_gives_expiring_tokens_for_known_credentials() -> None:
         issued = requests.post(double.token_url, data={**form, "expiration": "60"},
                                timeout=10).json()
         assert set(issued) == {"token", "expires", "ssl"}
-        assert issued["expires"] - time.time() * 1000 <= 0.005 * 60_000 + 1000
+        assert issued["expires"] == 1_800_000_000_000 + 5 * 60_000  # capped at the ttl
         assert call(double, "jobs", "GET", token=issued["token"]) == {"jobIds": []}
-        time.sleep(0.35)
+        now[0] += 5 * 60 - 1
+        assert call(double, "jobs", "GET", token=issued["token"]) == {"jobIds": []}
+        now[0] += 1
         assert code(call(double, "jobs", "GET", token=issued["token"])) == 498
         fresh = requests.post(double.token_url, data=form, timeout=10).json()["token"]
         double.expire_tokens()
@@ -514,6 +518,14 @@ def test_generate_token_gives_expiring_tokens_for_known_credentials() -> None:
         info = requests.get(double.url.split("/services/")[0] + "/info",
                             params={"f": "json"}, timeout=10).json()
         assert info["authInfo"]["tokenServicesUrl"] == double.token_url
+
+
+def test_a_token_with_a_short_real_ttl_expires_in_real_time() -> None:
+    with EsriDouble(credentials={"ada": "pa55"}, token_ttl_minutes=0.002) as double:
+        token = requests.post(double.token_url, timeout=10, data={
+            "username": "ada", "password": "pa55", "f": "json"}).json()["token"]
+        time.sleep(0.15)
+        assert code(call(double, "jobs", "GET", token=token)) == 498
 
 
 def test_a_referer_token_is_valid_only_with_that_referer() -> None:
