@@ -835,3 +835,31 @@ def test_a_cached_root_shows_configuration_changes_only_after_the_cache_is_clear
         assert len(call(double, "jobTypes/1", "GET")) > 5  # only the root is cached
         double.clear_root_cache()
         assert len(call(double, method="GET")["holdTypes"]) == 4
+
+
+@pytest.mark.parametrize("key", ["percentageComplete", "jobTypeId", "stage", "endDate",
+                                 "createdDate", "createdBy", "childJobIds", "id"])
+def test_output_only_job_fields_are_not_update_properties(double: EsriDouble, key: str) -> None:
+    job_id = create(double)
+    before = double.job(job_id)
+    answer = call(double, f"jobs/{job_id}/update", user="admin",
+                  properties=json.dumps({key: 1}))
+    assert code(answer) == 400 and [r.path for r in double.undocumented] == \
+        [f"jobs/{job_id}/update"]
+    assert double.job(job_id) == before
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("jobs/1/holds/create", {"type": 1, "holdComments": "x"}),
+    ("jobs/1/holds/1/release", {"releaseComments": "x"}),
+    ("jobs/1/notes/update", {"notes": "x", "append": "true"}),
+    ("jobs/1/activity/logAction", {"type": 7, "message": "x"}),
+    ("jobs/1/attachments/add", {"storageType": 3, "filePath": "http://x", "filename": "x"}),
+    ("jobs/1/update", {"percentageComplete": 5}),
+])
+def test_esri_field_names_used_as_parameters_are_undocumented(
+        double: EsriDouble, path: str, params: dict) -> None:
+    double.seed_job(id=1)
+    double.seed_hold(1)
+    answer = call(double, path, user="admin", **params)
+    assert code(answer) == 400 and [r.path for r in double.undocumented] == [path]
