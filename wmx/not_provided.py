@@ -62,14 +62,14 @@ def shim_getattr(name: str) -> NoReturn:
     """``wmx.arcpy.__getattr__``: every public name the shim lacks is explained."""
     if name.startswith("_"):
         raise AttributeError(f"module 'arcpy' has no attribute {name!r}")
-    raise NotProvidedError(message(name), name=name)
+    raise NotProvidedError(message(name))
 
 
 def package_getattr(name: str) -> NoReturn:
     """``wmx.__getattr__``: arcpy's own names are explained (``import wmx as arcpy``), any
     other missing name is the ordinary error."""
     if is_arcpy_name(name):
-        raise NotProvidedError(message(name), name=name)
+        raise NotProvidedError(message(name))
     raise AttributeError(f"module 'wmx' has no attribute {name!r}")
 
 
