@@ -429,11 +429,14 @@ class EsriDouble:
                  token_ttl_minutes: float = 60, users: Iterable[str] = ("admin",),
                  config: str = "quick", job_id_start: int = 1, auto_activity: bool = True,
                  current_version: float = 10.91, root: str = "arcgis/rest/services",
-                 cache_root: bool = False, clock: Callable[[], float] = time.time) -> None:
+                 cache_root: bool = False, date_resolution_ms: int = 1,
+                 clock: Callable[[], float] = time.time) -> None:
         """``root`` is the folder above the service: Esri's 10.1+ form by default, or
         "wmrest/services" for ArcGIS Server 10.0 for .NET (reference §1). ``cache_root``:
         the root answers what it answered first until ``clear_root_cache()``, as Esri's
-        server-side REST cache does after configuration changes (reference §1)."""
+        server-side REST cache does after configuration changes (reference §1).
+        ``date_resolution_ms``: dates are stored rounded down to it (1000 for a store that
+        keeps whole seconds; the reference says nothing, so exact by default)."""
         if config not in ("minimum", "quick"):
             raise ValueError("config must be 'minimum' or 'quick'")
         self.service = service
@@ -446,6 +449,7 @@ class EsriDouble:
         self.current_version = current_version
         self.clock = clock
         self.cache_root = cache_root
+        self.date_resolution_ms = date_resolution_ms
         self._cached_root: Optional[dict[str, Any]] = None
         self.lock = threading.RLock()
         self.requests: list[RecordedRequest] = []
@@ -605,7 +609,10 @@ class EsriDouble:
                 issued.expires_ms = 0
 
     def now_ms(self) -> int:
-        return int(self.clock() * 1000)
+        return self._stored_date(int(self.clock() * 1000))
+
+    def _stored_date(self, ms: int) -> int:
+        return ms - ms % self.date_resolution_ms
 
     # ----------------------------------------------------------------- seeding (no HTTP)
 
@@ -1184,7 +1191,8 @@ class EsriDouble:
                     raise bad_request(f"Invalid value for '{key}'.")
                 out[key] = value or ""
             elif key in ("startDate", "dueDate"):
-                out[key] = None if value in (None, "") else _integer(value, key)
+                out[key] = None if value in (None, "") else self._stored_date(
+                    _integer(value, key))
             elif key == "priority":
                 number = _integer(value, key)
                 if number not in self.priorities:

@@ -863,3 +863,12 @@ def test_esri_field_names_used_as_parameters_are_undocumented(
     double.seed_hold(1)
     answer = call(double, path, user="admin", **params)
     assert code(answer) == 400 and [r.path for r in double.undocumented] == [path]
+
+
+def test_a_coarse_date_store_rounds_written_and_stamped_dates_down() -> None:
+    with EsriDouble(date_resolution_ms=1000, clock=lambda: 1_800_000_000.789) as double:
+        job_id = create(double, startDate=1_230_768_000_999)
+        job = double.job(job_id)
+        assert (job["startDate"], job["createdDate"]) == (1_230_768_000_000, 1_800_000_000_000)
+        call(double, f"jobs/{job_id}/holds/create", user="admin", type=1)
+        assert double.holds(job_id)[0]["holdDate"] == 1_800_000_000_000
