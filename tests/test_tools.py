@@ -80,7 +80,7 @@ def test_a_child_that_does_not_exist_gives_a_nonzero_status_and_says_why(cluster
     result = arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", table)
 
     assert result.getOutput(0) == "1"
-    assert result.status == 4
+    assert result.status == 5  # a partial run is not a success (SPEC 2.1)
     warnings = result.getMessages(1)
     assert "WARNING 999981: Gone (" in warnings and "gone.wmxdb does not exist" in warnings
     assert [(r.name, r.status) for r in result.last_sync] == [
@@ -164,8 +164,9 @@ def test_clear_replication_info_forgets_the_cluster_everywhere(cluster):
         assert parent.nodes() == []
     with cluster.child("Child1") as child:
         assert child.info().parent_node_id is None
-    sync = arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", _sync_rows(cluster))
-    assert sync.getOutput(0) == "2"
+    with pytest.raises(wmx.errors.WmxRuntimeError) as caught:  # no child reached: it failed
+        arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", _sync_rows(cluster))
+    assert caught.value.result.getOutput(0) == "2"
 
 
 def test_licensing_and_toolbox_functions():

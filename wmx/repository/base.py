@@ -27,6 +27,10 @@ class RepositoryUnavailable(RepositoryError):
     """The repository exists but cannot be reached now (server down, timeout, locked file)."""
 
 
+class RepositoryBusy(RepositoryUnavailable):
+    """Another connection holds the repository's write lock longer than the wait allows."""
+
+
 class NotAuthorized(RepositoryError):
     """The token or the user lacks the right to do this (Esri codes 498/499, 403)."""
 

@@ -32,6 +32,7 @@ from wmx.repository.base import (
     InvalidRequest,
     NodeInfo,
     NodeRecord,
+    RepositoryBusy,
     RepositoryError,
     RepositoryNotFound,
     RepositoryUnavailable,
@@ -305,7 +306,7 @@ class EmbeddedRepository(JobTracking):
             except sqlite3.OperationalError as exc:
                 # An interrupted BEGIN can leave the transaction open, holding the write lock.
                 self._end_quietly()
-                raise RepositoryUnavailable(f"{self.location} is busy: {exc}") from None
+                raise RepositoryBusy(f"{self.location} is busy: {exc}") from None
             try:
                 tx = self._open_transaction = _Transaction(self, cursor)
                 # Another connection (a sync, another process) may have stamped versions since

@@ -24,11 +24,13 @@ from wmx.errors import (
     NOT_A_REPLICA,
     NOT_AUTHORIZED,
     PARENT_UNREACHABLE,
+    REPOSITORY_LOCKED,
 )
 from wmx.repository.base import (
     InvalidRequest,
     NotAuthorized,
     Repository,
+    RepositoryBusy,
     RepositoryError,
     RepositoryNotFound,
     RepositoryUnavailable,
@@ -87,6 +89,7 @@ _KINDS: tuple[tuple[type[BaseException], _Kind], ...] = (
     (NotAuthorized, _Kind(NOT_AUTHORIZED,
                           "Set WMX_TOKEN to a valid token and act (WMX_USER) as a user with "
                           "the Manage Replication privilege or administrator access")),
+    (RepositoryBusy, _Kind(REPOSITORY_LOCKED, None)),
     (RepositoryUnavailable, _Kind(None, None)),
     (RepositoryNotFound, _Kind(None, "Check the URL or path: running again will fail the "
                                      "same way")),
@@ -141,9 +144,11 @@ def _attributing(node: Node, call: str) -> Iterator[None]:
 class _Guarded:
     """A repository whose failures name ``node`` (see :func:`guard`)."""
 
-    def __init__(self, repository: Repository, node: Node) -> None:
+    def __init__(self, repository: Repository, node: Node, fail_fast: bool) -> None:
         self._repository = repository
         self._node = node
+        self._fail_fast = fail_fast
+        self._failed: Optional[NodeFailure] = None
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._repository, name)
@@ -152,15 +157,24 @@ class _Guarded:
 
         @functools.wraps(value)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with _attributing(self._node, name):
-                return value(*args, **kwargs)
+            if self._failed is not None and name != "close":
+                raise self._failed
+            try:
+                with _attributing(self._node, name):
+                    return value(*args, **kwargs)
+            except NodeFailure as failure:
+                if self._fail_fast and failure.failure.node == self._node:
+                    self._failed = failure
+                raise
 
         return call
 
 
-def guard(repository: Repository, node: Node) -> Repository:
-    """``repository`` with every failure of its calls attributed to ``node``."""
-    return _Guarded(repository, node)  # type: ignore[return-value]
+def guard(repository: Repository, node: Node, *, fail_fast: bool = False) -> Repository:
+    """``repository`` with every failure of its calls attributed to ``node``; ``fail_fast``:
+    after its first failure every call but ``close`` fails the same way at once (a parent
+    that failed fails the run: waiting for it again for each further child is pointless)."""
+    return _Guarded(repository, node, fail_fast)  # type: ignore[return-value]
 
 
 def guarded_opener(open_location: Opener, names: dict[str, str]) -> Opener:

@@ -8,16 +8,32 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from wmx.engine.outcome import FAILED, ChildOutcome, ChildTarget, RunOutcome
+from wmx.engine.identity import SameRepository
+from wmx.engine.outcome import FAILED, SKIPPED, ChildOutcome, ChildTarget, RunOutcome
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
-from wmx.errors import CHILD_UNREACHABLE, NOT_A_MEMBER, REPLICATION_CONFLICT, not_a_member_text
+from wmx.errors import (
+    INVALID_VALUE,
+    NOT_A_MEMBER,
+    REPLICATION_CONFLICT,
+    SAME_AS_INPUT,
+    SYNC_INCOMPLETE,
+    not_a_member_text,
+)
 from wmx.model.changes import ConflictPolicy
 from wmx.model.clock import stamp_datetime
-from wmx.repository.base import ConflictRecord
+from wmx.repository.base import ConflictRecord, RepositoryError
 from wmx.result import Result
-from wmx.tools._base import Parameter, ToolContext, ToolSpec, ValidationFailure, run_tool
-from wmx.tools.connect import open_checked, open_location
+from wmx.tools._base import (
+    Parameter,
+    ToolContext,
+    ToolFailure,
+    ToolSpec,
+    ValidationFailure,
+    run_tool,
+)
+from wmx.tools.connect import open_checked, open_location, rescue_folder
+from wmx.tools.failures import PARENT, Failure, Node, child_failure, classify, guard, guarded_opener
 from wmx.valuetable import LastSyncRow, format_last_sync, format_time, parse_child_rows
 
 PARENT_URL = Parameter("Input_Parent_Repository_URL", "Parent Repository URL", "String")
@@ -54,6 +70,11 @@ def _describe_conflict(conflict: ConflictRecord, names: dict[str, str]) -> str:
         return (f"Conflict: {what} from {names.get(conflict.loser_origin, conflict.loser_origin)}"
                 " has the id of a different element and was not applied; it is kept in the"
                 " conflict log")
+    if conflict.reason == "id_renumbered":
+        return (f"Conflict: {what} from {names.get(conflict.loser_origin, conflict.loser_origin)}"
+                f" has the id of a different {conflict.kind.replace('_', ' ')}; both are kept,"
+                f" it is now {conflict.kind.replace('_', ' ')} {conflict.winner_int_id}"
+                " (the version with the old id is kept in the conflict log)")
     kept = names.get(conflict.winner_origin, conflict.winner_origin)
     lost = names.get(conflict.loser_origin, conflict.loser_origin)
     return (f"Conflict: {what} changed on both sides; kept the version from {kept} "
@@ -61,14 +82,14 @@ def _describe_conflict(conflict: ConflictRecord, names: dict[str, str]) -> str:
             f"({format_time(stamp_datetime(conflict.loser_hlc))}) is kept in the conflict log")
 
 
-def _report(ctx: ToolContext, outcome: RunOutcome, names: dict[str, str]) -> None:
+def _report(ctx: ToolContext, outcome: RunOutcome, names: dict[str, str]) -> list[Failure]:
+    """Write what happened to each child; return the failures, in table order."""
+    failures = []
     for child in outcome.children:
         target = child.target
         if child.status == FAILED:
-            ctx.add_warning(f"{target.name} ({target.url}) failed: {child.error}. It was not "
-                            "changed by this run and will be caught up by the next one.",
-                            CHILD_UNREACHABLE)
-        elif child.status == "SKIPPED":
+            failures.append(child_failure(child))
+        elif child.status == SKIPPED:
             ctx.add_message(f"{target.name}: not connected, skipped")
         elif child.export_file:
             ctx.add_message(f"{target.name}: exported {child.loaded_rows} element(s) to "
@@ -79,10 +100,40 @@ def _report(ctx: ToolContext, outcome: RunOutcome, names: dict[str, str]) -> Non
                             f"({child.loaded_rows} element(s))")
         else:
             ctx.add_message(_sync_line(child))
+        if child.notice:
+            ctx.add_warning(child.notice)
     for conflict in outcome.conflicts:
         ctx.add_warning(_describe_conflict(conflict, names), REPLICATION_CONFLICT)
     if outcome.dry_run:
         ctx.add_message("Dry run: nothing was written")
+    return failures
+
+
+def _conclude(ctx: ToolContext, outcome: RunOutcome, failures: list[Failure], done: str,
+              outputs: dict[str, str]) -> None:
+    """Decide how a run with failures ends (SPEC §2.1): the parent failed, or no child was
+    reached -> the tool failed (errors, raised); some children failed -> a partial run
+    (warnings, "Completed with errors", the Result returned)."""
+    own = [f for f in failures if f.node.role != PARENT]
+    of_parent = [f for f in failures if f.node.role == PARENT]
+    processed = [c for c in outcome.children if c.status != SKIPPED]
+    for failure, child in zip(failures, outcome.failed):
+        if failure.node.role == PARENT:
+            ctx.add_message(f"{child.target.name} ({child.target.url}) was not {done}: the "
+                            "parent failed")
+    if of_parent:
+        for failure in own:
+            ctx.add_warning(failure.text, failure.code)
+        raise ToolFailure(of_parent[0].code, of_parent[0].text, outputs)
+    if own and len(own) == len(processed):
+        for failure in own:
+            ctx.add_error(failure.text, failure.code)
+    elif own:
+        for failure in own:
+            ctx.add_warning(failure.text, failure.code)
+        ctx.add_warning(f"{len(own)} of {len(processed)} children failed; the others were "
+                        f"{done}. Output_LastSync says which.", SYNC_INCOMPLETE)
+        ctx.mark_incomplete()
 
 
 def _sync_line(child: ChildOutcome) -> str:
@@ -105,21 +156,34 @@ def _run(spec: ToolSpec, ctx: ToolContext, params: dict[str, Any], *, synchroniz
          ) -> dict[str, str]:
     targets = _targets(ctx, params, synchronizing)
     parent_url = str(params[PARENT_URL.name])
-    parent = open_checked(parent_url, PARENT_URL.label, str(params[PARENT_NAME.name]),
-                          PARENT_NAME.label)
+    parent_name = str(params[PARENT_NAME.name])
+    opened = open_checked(parent_url, PARENT_URL.label, parent_name, PARENT_NAME.label)
+    node = Node(PARENT, parent_name.strip(), parent_url)
+    parent = guard(opened, node, fail_fast=True)
+    open_child = guarded_opener(open_location, {t.url: t.name for t in targets})
     try:
         info = parent.info()
         names = {info.node_id: info.name}
         names.update((node.node_id, node.name) for node in parent.nodes())
         if synchronizing:
-            outcome = synchronize(parent, targets, open_location, policy=policy,
+            outcome = synchronize(parent, targets, open_child, policy=policy,
                                   dry_run=dry_run, parent_location=parent_url)
         else:
-            outcome = replicate(parent, targets, open_location, parent_location=parent_url)
+            outcome = replicate(parent, targets, open_child, parent_location=parent_url,
+                                rescue=rescue_folder)
+    except SameRepository as exc:  # found before anything was written
+        code = SAME_AS_INPUT if exc.same_as_parent else INVALID_VALUE
+        raise ValidationFailure([(code, CHILDREN.label, str(exc))]) from None
+    except RepositoryError as exc:  # outside any child's part: the parent's own failure
+        failure = classify(exc, node)
+        raise ToolFailure(failure.code, failure.text) from None
     finally:
         parent.close()
-    _report(ctx, outcome, names)
-    return _outputs(spec, outcome)
+    failures = _report(ctx, outcome, names)
+    outputs = _outputs(spec, outcome)
+    _conclude(ctx, outcome, failures, "synchronized" if synchronizing else "replicated",
+              outputs)
+    return outputs
 
 
 def _policy(value: Any) -> ConflictPolicy:
