@@ -14,16 +14,19 @@ from wmx.remote.esri_client import probe_is_esri
 from wmx.remote.esri_tokens import TokenSource, credentials_for, token_url_for
 from wmx.remote.mirror import canonical_url, mirror_path
 from wmx.repository.base import Repository
+from wmx.repository.transport import default_timeout
 
 _KNOWN: dict[str, bool] = {}
 _KNOWN_LOCK = threading.Lock()
 """Verdicts of this process (canonical URL -> is Esri): a server is probed once."""
 
 
-def is_esri_server(location: str, *, token: Optional[str] = None, timeout: float = 30.0,
-                   verify: bool | str = True) -> bool:
+def is_esri_server(location: str, *, token: Optional[str] = None,
+                   timeout: Optional[float] = None, verify: bool | str = True) -> bool:
     """Whether a WMServer URL is an Esri server. A server that already has a mirror in the
-    state folder is one (it was detected before); any other is probed once per process."""
+    state folder is one (it was detected before); any other is probed once per process.
+    ``timeout`` defaults to the replication timeout (``WMX_TIMEOUT``, else 30 s)."""
+    timeout = default_timeout() if timeout is None else timeout
     key = canonical_url(location)
     with _KNOWN_LOCK:
         if key in _KNOWN:

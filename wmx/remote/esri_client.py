@@ -25,13 +25,17 @@ from wmx.repository.base import (
     NotAuthorized,
     RepositoryError,
     RepositoryNotFound,
+    RepositoryTimeout,
     RepositoryUnavailable,
 )
+from wmx.repository.transport import AnswerMalformed, AnswerTooLarge, TransportTimeout, exchange
 
 T = TypeVar("T")
 U = TypeVar("U")
 
 DEFAULT_CONNECTIONS = 8
+PROBE_BYTES = 1024 * 1024
+"""Ceiling of the first-contact answer (a NodeInfo, or Esri's error page)."""
 TOKEN_CODES = (498, 499)
 
 
@@ -186,13 +190,18 @@ def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
     token = tokens.token()
     if token:
         query["token"] = token
+    # Through the bounded reader: this first contact may be with a hostile or silent peer.
+    with requests.Session() as session:
+        try:
+            response = exchange(session, "GET", f"{url.rstrip('/')}/replication/x-node",
+                                timeout=timeout, max_bytes=PROBE_BYTES, params=query,
+                                verify=verify, allow_redirects=False)
+        except TransportTimeout:
+            raise RepositoryTimeout(f"{url} did not answer within {timeout:g} s") from None
+        except (requests.RequestException, AnswerTooLarge, AnswerMalformed) as exc:
+            raise RepositoryUnavailable(f"Cannot reach {url}: {type(exc).__name__}") from None
     try:
-        response = requests.get(f"{url.rstrip('/')}/replication/x-node", params=query,
-                                timeout=timeout, verify=verify, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise RepositoryUnavailable(f"Cannot reach {url}: {type(exc).__name__}") from None
-    try:
-        payload = response.json()
+        payload = codec.loads(response.content) if response.content else None
     except ValueError:
         payload = None
     if isinstance(payload, dict) and "nodeId" in payload:
@@ -205,6 +214,6 @@ def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
                 message = message.replace(secret, "***")
             raise NotAuthorized(f"{url}: {message}")
         return True
-    if response.status_code == 404:
+    if response.status == 404:
         return True
-    raise RepositoryNotFound(f"{url} is not a WMServer service (HTTP {response.status_code})")
+    raise RepositoryNotFound(f"{url} is not a WMServer service (HTTP {response.status})")

@@ -27,6 +27,10 @@ class RepositoryUnavailable(RepositoryError):
     """The repository exists but cannot be reached now (server down, timeout, locked file)."""
 
 
+class RepositoryTimeout(RepositoryUnavailable):
+    """A request did not complete within the replication timeout (a silent or slow peer)."""
+
+
 class RepositoryBusy(RepositoryUnavailable):
     """Another connection holds the repository's write lock longer than the wait allows."""
 

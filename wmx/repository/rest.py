@@ -11,17 +11,17 @@ message, a log record or an exception.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import gzip
 import ntpath
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy
@@ -58,18 +58,35 @@ from wmx.repository.base import (
     NotAuthorized,
     RepositoryError,
     RepositoryNotFound,
+    RepositoryTimeout,
     RepositoryUnavailable,
     SnapshotPage,
+)
+from wmx.repository.transport import (
+    RETRY_STATUSES,
+    Answer,
+    AnswerMalformed,
+    AnswerTooLarge,
+    TransportTimeout,
+    default_timeout,
+    exchange,
+    new_session,
+    retry_policy,
 )
 from wmx.repository.wire import (
     JOB_CREATE_PARAMS,
     JOB_PARAMS,
+    PART_BYTES,
+    ContentRef,
     WireError,
     changes_from_wire,
     changes_to_wire,
     conflict_from_wire,
+    flag_from_wire,
+    join_rows,
     node_info_from_wire,
     node_record_from_wire,
+    position_from_wire,
     record_to_wire,
     report_from_wire,
     rows_from_wire,
@@ -84,8 +101,14 @@ DEFAULT_PAGE_SIZE = 5000
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 """Approximate ceiling of one ``x-load/rows`` request body, well under a server's limit."""
 TOKEN_HEADER = "X-Esri-Authorization"
-RETRY_STATUSES = (502, 503, 504)
 GZIP_LEVEL = 1
+MAX_ANSWER_BYTES = 48 * 1024 * 1024
+"""Ceiling of one JSON answer, as sent and once inflated. A server's pages stop near 16 MB of
+bodies and content (wmx.repository.embedded.PAGE_BYTES, plus one element, whose content is
+split off above wmx.repository.wire.INLINE_CONTENT_BYTES), so honest answers stay well below;
+a peer sending more is cut off here, before its answer costs more memory."""
+MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+"""Ceiling of one attachment download (Esri's ``attachments/{id}/content``)."""
 
 _BODY = ROW_FIELDS.index("body")
 _CONTENT = ROW_FIELDS.index("content")
@@ -114,30 +137,17 @@ def _service_url(location: str) -> str:
     return text
 
 
-def _retry(retries: int, backoff: float, *, replay: bool, any_method: bool) -> Retry:
-    """Connection failures are always retried (nothing reached the server). Read failures and
-    502/503/504 answers are retried only where replaying the request is harmless."""
-    again = retries if replay else 0
-    return Retry(total=retries, connect=retries, read=again, status=again, other=0,
-                 allowed_methods=None if any_method else Retry.DEFAULT_ALLOWED_METHODS,
-                 status_forcelist=RETRY_STATUSES, backoff_factor=backoff,
-                 raise_on_status=False, respect_retry_after_header=False)
-
-
 def _new_session(base: str, retries: int, backoff: float) -> requests.Session:
-    """Keep-alive session; the most specific mount wins (requests sorts by prefix length)."""
-    session = requests.Session()
-    policies = {
+    """The retry policy per kind of request (the most specific prefix wins)."""
+    return new_session({
         # Esri writes (create, close, ...) are not idempotent: GETs only are replayed.
-        base: _retry(retries, backoff, replay=True, any_method=False),
+        base: retry_policy(retries, backoff, replay=True, any_method=False),
         # The extension is idempotent (apply, snapshot, nodes, clear): replay anything...
-        f"{base}/replication/": _retry(retries, backoff, replay=True, any_method=True),
+        f"{base}/replication/": retry_policy(retries, backoff, replay=True, any_method=True),
         # ...except a snapshot load, whose rows append (a failed load is aborted and redone).
-        f"{base}/replication/x-load/": _retry(retries, backoff, replay=False, any_method=True),
-    }
-    for prefix, retry in policies.items():
-        session.mount(prefix, HTTPAdapter(max_retries=retry, pool_maxsize=8))
-    return session
+        f"{base}/replication/x-load/": retry_policy(retries, backoff, replay=False,
+                                                    any_method=True),
+    })
 
 
 def _cause(exc: requests.RequestException) -> str:
@@ -163,6 +173,10 @@ def _chunks(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
         yield batch
 
 
+def _part_bytes(data: dict[str, Any]) -> bytes:
+    return base64.b64decode(data["data"], validate=True)
+
+
 def _wire_value(value: Any) -> Any:
     return to_millis(value) if isinstance(value, datetime) else value
 
@@ -174,17 +188,22 @@ class RestRepository:
     a refused token fails here, at open, with :class:`RepositoryNotFound`,
     :class:`RepositoryUnavailable` or :class:`NotAuthorized`. ``user`` (default: the OS login)
     is the Workflow Manager user writes are made as. Records returned by the Esri-level
-    operations carry Esri's fields only (no GUIDs: Esri's JSON has none).
+    operations carry Esri's fields only (no GUIDs: Esri's JSON has none). ``timeout`` bounds
+    each request's whole duration (default: ``WMX_TIMEOUT``, else 30 s); answers are
+    read within :data:`MAX_ANSWER_BYTES`.
     """
 
     def __init__(self, location: str, token: Optional[str] = None, *,
-                 user: Optional[str] = None, timeout: float = 30.0, retries: int = 3,
+                 user: Optional[str] = None, timeout: Optional[float] = None, retries: int = 3,
                  session: Optional[requests.Session] = None, verify: bool | str = True,
                  page_size: int = DEFAULT_PAGE_SIZE, backoff: float = 0.2,
                  probe: bool = True) -> None:
         self.location = _service_url(location)
         self.user = _default_user() if user is None else user
-        self.timeout = timeout
+        try:
+            self.timeout = default_timeout() if timeout is None else float(timeout)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
         self.page_size = max(1, int(page_size))
         self._token = token.strip() if token and token.strip() else None
         self._verify = verify
@@ -228,28 +247,34 @@ class RestRepository:
         if body is not None:
             data = gzip.compress(codec.dumps_bytes(body), compresslevel=GZIP_LEVEL)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        ceiling = MAX_DOWNLOAD_BYTES if raw else MAX_ANSWER_BYTES
+        what = f"{method} {path or 'service root'}"
         try:
-            response = self.session.request(
-                method, url, params=query, data=data, files=files, headers=headers,
-                timeout=self.timeout, verify=self._verify, allow_redirects=False)
-        except requests.Timeout:
-            raise RepositoryUnavailable(
-                f"{self.location} did not answer within {self.timeout:g} s") from None
+            answer = exchange(self.session, method, url, timeout=self.timeout,
+                              max_bytes=ceiling, params=query, data=data, files=files,
+                              headers=headers, verify=self._verify, allow_redirects=False)
+        except TransportTimeout:
+            raise RepositoryTimeout(f"{self.location} did not answer within "
+                                    f"{self.timeout:g} s ({what}); timed out") from None
+        except AnswerTooLarge:
+            raise RepositoryError(f"{self.location} sent an answer larger than "
+                                  f"{ceiling // (1024 * 1024)} MB ({what}); refused") from None
+        except AnswerMalformed as exc:
+            raise RepositoryError(f"{self.location} sent a malformed answer: {exc}") from None
         except requests.RequestException as exc:
             raise RepositoryUnavailable(
                 self._safe(f"Cannot reach {self.location}: {_cause(exc)}")) from None
-        return self._answer(response, raw, not_found)
+        return self._answer(answer, raw, not_found)
 
-    def _answer(self, response: requests.Response, raw: bool,
-                not_found: type[RepositoryError]) -> Any:
-        status = response.status_code
+    def _answer(self, response: Answer, raw: bool, not_found: type[RepositoryError]) -> Any:
+        status = response.status
         if 300 <= status < 400:
             target = urlsplit(response.headers.get("Location", ""))
             raise RepositoryError(f"{self.location} redirects to "
                                   f"{target.scheme}://{target.netloc}{target.path}; "
                                   "use that address")
         if raw and status == 200 and "Content-Disposition" in response.headers:
-            return response.content  # a download, even when the file itself is JSON
+            return bytes(response.content)  # a download, even when the file itself is JSON
         is_json = response.headers.get("Content-Type", "").startswith("application/json")
         try:
             payload = codec.loads(response.content) if response.content and (
@@ -259,9 +284,9 @@ class RestRepository:
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
             self._raise_envelope(payload["error"], not_found)
         if status != 200:
-            self._raise_status(status, response.reason or "", not_found)
+            self._raise_status(status, response.reason, not_found)
         if raw:
-            return response.content
+            return bytes(response.content)
         if not isinstance(payload, dict):
             raise RepositoryError(f"{self.location} did not answer with JSON "
                                   "(is it a WMServer service?)")
@@ -317,11 +342,40 @@ class RestRepository:
     def _replication(self, method: str, path: str, *, params: Optional[dict] = None,
                      body: Any = None) -> dict[str, Any]:
         name = self._user_name(None)
-        query = {**({"user": name} if name else {}), **(params or {})}
+        # contentParts: big content travels by reference and in parts (x-parts, x-content)
+        query = {**({"user": name} if name else {}), "contentParts": "true", **(params or {})}
         if method == "POST" and body is None:
             body = {}
         return self._call(method, f"replication/{path}", params=query, body=body,
                           not_found=RepositoryNotFound)
+
+    def _send_parts(self, guid: str, content: bytes) -> dict[str, Any]:
+        """Upload content too big for its row in parts; answers the reference the row
+        carries instead (see docs/wmserver-extension.md, "Big content")."""
+        ref = ContentRef.of(uuid.uuid4().hex, content)
+        view = memoryview(content)
+        for offset in range(0, len(content), PART_BYTES):
+            part = base64.b64encode(view[offset:offset + PART_BYTES]).decode("ascii")
+            self._replication("POST", "x-parts",
+                              body={"id": ref.id, "offset": offset, "data": part})
+        return ref.to_wire()
+
+    def _fetch_parts(self, ref: ContentRef) -> bytes:
+        """The content an answer named by reference, read part by part and checked."""
+        joined = bytearray()
+        while len(joined) < ref.size:
+            data = self._replication("GET", "x-content", params={
+                "id": ref.id, "sha256": ref.sha256, "offset": len(joined),
+                "length": PART_BYTES})
+            part = self._decode(_part_bytes, data)
+            if not part or len(joined) + len(part) > ref.size:
+                raise RepositoryError(f"{self.location} sent content {ref.id} in parts that "
+                                      "do not add up to its size")
+            joined += part
+        return self._decode(ref.check, bytes(joined), self.location)
+
+    def _joined(self, rows: Any, what: str) -> Any:
+        return join_rows(rows, self._fetch_parts, what)
 
     # --- Repository protocol ------------------------------------------------------------------
 
@@ -340,25 +394,32 @@ class RestRepository:
         params = {"since": since_seq, "limit": limit, "origin": origin,
                   "excludeOrigin": exclude_origin, "sinceTime": to_millis(since_time)}
         data = self._replication("GET", "x-changes", params=params)
-        return self._decode(lambda: ChangePage(changes_from_wire(data["changes"]),
-                                               int(data["lastSeq"]), bool(data["more"])))
+        return self._decode(lambda: ChangePage(
+            changes_from_wire(self._joined(data["changes"], "changes")),
+            position_from_wire(data["lastSeq"], "lastSeq"),
+            flag_from_wire(data["more"], "more")))
 
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
               policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
               overlay: Sequence[Change] = (),
               refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
-        body = {"changes": changes_to_wire(changes), "parentNode": parent_node,
+        body = {"changes": changes_to_wire(changes, self._send_parts), "parentNode": parent_node,
                 "sourceNode": source_node, "detectSince": detect_since,
                 "policy": ConflictPolicy(policy).value, "dryRun": dry_run,
-                "overlay": changes_to_wire(overlay),
+                "overlay": changes_to_wire(overlay, self._send_parts),
                 "refuseIfChangedSince": refuse_if_changed_since}
-        return self._decode(report_from_wire, self._replication("POST", "x-apply", body=body))
+        data = self._replication("POST", "x-apply", body=body)
+        for key in ("written",):
+            self._decode(self._joined, data.get(key), key)
+        return self._decode(report_from_wire, data)
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
         data = self._replication("GET", "x-snapshot", params={"cursor": cursor, "limit": limit})
-        return self._decode(lambda: SnapshotPage(rows_from_wire(data["rows"]),
-                                                 int(data["cursor"]), bool(data["more"])))
+        return self._decode(lambda: SnapshotPage(
+            rows_from_wire(self._joined(data["rows"], "rows")),
+            position_from_wire(data["cursor"], "cursor"),
+            flag_from_wire(data["more"], "more")))
 
     def begin_load(self) -> str:
         return self._decode(lambda data: str(data["loadId"]),
@@ -367,7 +428,8 @@ class RestRepository:
     def load_rows(self, load_id: str, rows: Iterable[tuple]) -> None:
         for batch in _chunks(rows, self.page_size):
             self._replication("POST", "x-load/rows",
-                              body={"loadId": load_id, "rows": rows_to_wire(batch)})
+                              body={"loadId": load_id,
+                                    "rows": rows_to_wire(batch, self._send_parts)})
 
     def commit_load(self, load_id: str, *, parent_node_id: str, id_block_start: int,
                     new_node_id: Optional[str] = None) -> NodeInfo:

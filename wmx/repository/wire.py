@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Optional, TypeVar
 
@@ -68,6 +69,20 @@ def is_int64(value: Any) -> bool:
     return type(value) is int and INT64_MIN <= value <= INT64_MAX
 
 
+def position_from_wire(value: Any, what: str) -> int:
+    """A log position or cursor: an ``int`` from 0 to :data:`INT64_MAX` (a checkpoint beyond
+    would overflow the store that records it)."""
+    if not is_int64(value) or value < 0:
+        raise WireError(f"{what} must be a non-negative 64-bit integer")
+    return value
+
+
+def flag_from_wire(value: Any, what: str) -> bool:
+    if type(value) is not bool:
+        raise WireError(f"{what} must be true or false")
+    return value
+
+
 def from_millis(value: Any, what: str = "date") -> Optional[datetime]:
     """Epoch milliseconds (an int, or digits in a string) to an aware UTC datetime."""
     if isinstance(value, (bool, float, datetime)):
@@ -83,11 +98,76 @@ def from_millis(value: Any, what: str = "date") -> Optional[datetime]:
 _CONTENT = ROW_FIELDS.index("content")
 _WIDTH = len(ROW_FIELDS)
 
+INLINE_CONTENT_BYTES = 4 * 1024 * 1024
+"""Content up to this size travels inside its row; larger content travels in parts of
+:data:`PART_BYTES` and its row carries a :class:`ContentRef` (``docs/wmserver-extension.md``,
+"Big content"), so no request or answer has to hold an element whole."""
+PART_BYTES = 4 * 1024 * 1024
+_SHA256_HEX = frozenset("0123456789abcdef")
 
-def rows_to_wire(rows: Iterable[tuple]) -> list[tuple]:
-    """Rows in ``ROW_FIELDS`` order, content bytes replaced by base64 text."""
+Splitter = Callable[[str, bytes], dict[str, Any]]
+"""Given an element's GUID and its content, sends (or keeps ready) the content's parts and
+answers its reference object."""
+
+
+@attrs.frozen
+class ContentRef:
+    """Where the parts of one content are, how long it is and its SHA-256 (hex): the receiver
+    checks both once it has joined the parts."""
+
+    id: str
+    size: int
+    sha256: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "size": self.size, "sha256": self.sha256}
+
+    @classmethod
+    def of(cls, id: str, content: bytes) -> ContentRef:
+        return cls(id, len(content), hashlib.sha256(content).hexdigest())
+
+    def check(self, content: bytes, source: str) -> bytes:
+        if len(content) != self.size or hashlib.sha256(content).hexdigest() != self.sha256:
+            raise WireError(f"content {self.id} from {source} does not match its size and "
+                            "checksum")
+        return content
+
+
+def content_ref_from_wire(value: Any, what: str = "content") -> ContentRef:
+    if not isinstance(value, dict):
+        raise WireError(f"{what} must be base64 text or a content reference")
+    ref_id, size, digest = value.get("id"), value.get("size"), value.get("sha256")
+    if not (type(ref_id) is str and 0 < len(ref_id) <= 200 and ref_id.isprintable()):
+        raise WireError(f"{what}.id must be a short text")
+    position_from_wire(size, f"{what}.size")
+    if not (type(digest) is str and len(digest) == 64 and set(digest) <= _SHA256_HEX):
+        raise WireError(f"{what}.sha256 must be 64 lower-case hex digits")
+    return ContentRef(ref_id, size, digest)
+
+
+def join_rows(value: Any, fetch: Callable[[ContentRef], bytes], what: str = "rows") -> Any:
+    """Replace, in decoded JSON rows, each content reference by the bytes ``fetch`` joins
+    (checked against the reference); anything else is left for :func:`rows_from_wire`."""
+    if not isinstance(value, list):
+        return value
+    for index, row in enumerate(value):
+        if type(row) is list and len(row) == _WIDTH and isinstance(row[_CONTENT], dict):
+            ref = content_ref_from_wire(row[_CONTENT], f"{what}[{index}].content")
+            row[_CONTENT] = fetch(ref)
+    return value
+
+
+def _content_to_wire(guid: str, content: bytes, split: Optional[Splitter]) -> Any:
+    if split is not None and len(content) > INLINE_CONTENT_BYTES:
+        return split(guid, content)
+    return base64.b64encode(content).decode("ascii")
+
+
+def rows_to_wire(rows: Iterable[tuple], split: Optional[Splitter] = None) -> list[tuple]:
+    """Rows in ``ROW_FIELDS`` order, content bytes replaced by base64 text, or (with
+    ``split``, above :data:`INLINE_CONTENT_BYTES`) by the reference ``split`` answers."""
     return [row if row[_CONTENT] is None else
-            (*row[:_CONTENT], base64.b64encode(row[_CONTENT]).decode("ascii"),
+            (*row[:_CONTENT], _content_to_wire(row[0], row[_CONTENT], split),
              *row[_CONTENT + 1:])
             for row in rows]
 
@@ -106,11 +186,12 @@ def _row_from_wire(row: Any) -> tuple:
               int_id is None or is_int64(int_id),
               _optional(job_guid, str), _optional(name, str),
               type(body) is str or (body is None and deleted == 1),  # None: a tombstone
-              _optional(content, str), is_valid_stamp(hlc),
+              content is None or type(content) in (str, bytes),  # bytes: joined from parts
+              is_valid_stamp(hlc),
               type(origin) is str, type(deleted) in (int, bool) and deleted in (0, 1))
     if not all(checks):
         raise WireError(f".{ROW_FIELDS[checks.index(False)]} has the wrong type or range")
-    if content is not None:
+    if type(content) is str:
         try:
             content = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError):
@@ -137,8 +218,9 @@ def _fails(row: Any) -> bool:
     return False
 
 
-def changes_to_wire(changes: Iterable[Change]) -> list[tuple]:
-    return rows_to_wire(change.to_row() for change in changes)
+def changes_to_wire(changes: Iterable[Change], split: Optional[Splitter] = None
+                    ) -> list[tuple]:
+    return rows_to_wire((change.to_row() for change in changes), split)
 
 
 def changes_from_wire(value: Any, what: str = "changes") -> list[Change]:
@@ -209,13 +291,13 @@ def conflict_from_wire(data: Any) -> ConflictRecord:
     return record_from_wire(ConflictRecord, data)
 
 
-def report_to_wire(report: ApplyReport) -> dict[str, Any]:
+def report_to_wire(report: ApplyReport, split: Optional[Splitter] = None) -> dict[str, Any]:
     return {
         "seqBefore": report.seq_before, "seqAfter": report.seq_after,
         "inserted": report.inserted, "updated": report.updated, "deleted": report.deleted,
         "unchanged": report.unchanged, "renamed": report.renamed,
         "conflicts": [record_to_wire(conflict) for conflict in report.conflicts],
-        "written": changes_to_wire(report.written),
+        "written": changes_to_wire(report.written, split),
         "refused": report.refused,
     }
 
@@ -230,7 +312,7 @@ def report_from_wire(data: Any) -> ApplyReport:
               ("seq_before", "seq_after", "inserted", "updated", "deleted", "unchanged",
                "renamed")}
     for name, value in counts.items():
-        _check(int, value, f"ApplyReport.{camel_case(name)}")
+        position_from_wire(value, f"ApplyReport.{camel_case(name)}")
     refused = _check(bool, data.get("refused", False), "ApplyReport.refused")
     return ApplyReport(**counts, conflicts=[conflict_from_wire(c) for c in conflicts],
                        written=changes_from_wire(data.get("written", []), "written"),
@@ -238,8 +320,10 @@ def report_from_wire(data: Any) -> ApplyReport:
 
 
 __all__ = [
-    "INT64_MAX", "INT64_MIN", "JOB_CREATE_PARAMS", "JOB_PARAMS", "WireError",
-    "changes_from_wire", "changes_to_wire", "conflict_from_wire", "from_millis", "is_int64",
-    "node_info_from_wire", "node_record_from_wire", "record_from_wire", "record_to_wire",
-    "report_from_wire", "report_to_wire", "rows_from_wire", "rows_to_wire", "to_millis",
+    "INLINE_CONTENT_BYTES", "INT64_MAX", "INT64_MIN", "JOB_CREATE_PARAMS", "JOB_PARAMS",
+    "PART_BYTES", "ContentRef", "WireError", "changes_from_wire", "changes_to_wire",
+    "conflict_from_wire", "content_ref_from_wire", "flag_from_wire", "from_millis", "is_int64",
+    "join_rows", "node_info_from_wire", "node_record_from_wire", "position_from_wire",
+    "record_from_wire", "record_to_wire", "report_from_wire", "report_to_wire", "rows_from_wire",
+    "rows_to_wire", "to_millis",
 ]

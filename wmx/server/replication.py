@@ -10,17 +10,23 @@ This module must never import Flask or decide replication policy (that is the en
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import time
-from typing import Any
+from typing import Any, Optional
 
 from wmx.model.changes import ROW_FIELDS, ConflictPolicy
 from wmx.repository.base import NodeRecord
 from wmx.repository.wire import (
+    PART_BYTES,
+    ContentRef,
+    Splitter,
     WireError,
     changes_from_wire,
     changes_to_wire,
     is_int64,
+    join_rows,
     record_from_wire,
     record_to_wire,
     report_to_wire,
@@ -28,7 +34,15 @@ from wmx.repository.wire import (
     rows_to_wire,
 )
 from wmx.server.auth import require_replication_user
-from wmx.server.routing import BAD_REQUEST, Call, Router, ServiceError, bad_parameter
+from wmx.server.parts import PartsError, outgoing, staging_for
+from wmx.server.routing import (
+    BAD_REQUEST,
+    NOT_FOUND,
+    Call,
+    Router,
+    ServiceError,
+    bad_parameter,
+)
 
 MAX_PAGE_ROWS = 20_000
 """Upper bound on ``limit`` for one page of changes or snapshot rows (bounds server memory;
@@ -60,11 +74,24 @@ def _body_field(body: dict[str, Any], key: str, expected: type, *,
     return value
 
 
-def _decoded(decode: Any, value: Any, what: str) -> Any:
+def _decoded(decode: Any, value: Any, what: str, call: Optional[Call] = None) -> Any:
+    """Decode a body member; with ``call``, rows that name content sent in parts (x-parts)
+    get it joined and checked first."""
     try:
+        if call is not None:
+            value = join_rows(value, staging_for(call.repository.location).read, what)
         return decode(value, what)
-    except WireError as exc:
+    except (WireError, PartsError) as exc:
         raise ServiceError(BAD_REQUEST, f"Malformed {what}", [str(exc)]) from None
+
+
+def _splitter(call: Call) -> Optional[Splitter]:
+    """For a client that asked for ``contentParts``: big content is named by reference and
+    kept for ``x-content``; older clients get every content inline, as before."""
+    if (call.params.text("contentParts") or "").lower() != "true":
+        return None
+    location = call.repository.location
+    return lambda guid, content: outgoing.keep(location, guid, content).to_wire()
 
 
 @routes.route("replication/x-node", methods=("GET",))
@@ -81,7 +108,7 @@ def changes(call: Call) -> dict[str, Any]:
         params.integer("since", 0, minimum=0), limit=_limit(call),
         origin=params.text("origin") or None, exclude_origin=params.text("excludeOrigin") or None,
         since_time=params.millis("sinceTime"))
-    return {"fields": ROW_FIELDS, "changes": changes_to_wire(page.changes),
+    return {"fields": ROW_FIELDS, "changes": changes_to_wire(page.changes, _splitter(call)),
             "lastSeq": page.last_seq, "more": page.more}
 
 
@@ -96,23 +123,23 @@ def apply(call: Call) -> dict[str, Any]:
         raise bad_parameter("policy", "newest, parent or child") from None
     report = call.repository.apply(
         _decoded(changes_from_wire, _body_field(body, "changes", list, required=True),
-                 "changes"),
+                 "changes", call),
         parent_node=_body_field(body, "parentNode", str, required=True),
         source_node=_body_field(body, "sourceNode", str),
         detect_since=_body_field(body, "detectSince", int), policy=policy,
         dry_run=bool(_body_field(body, "dryRun", bool)),
         overlay=_decoded(changes_from_wire, _body_field(body, "overlay", list) or [],
-                         "overlay"),
+                         "overlay", call),
         refuse_if_changed_since=_body_field(body, "refuseIfChangedSince", int))
-    return report_to_wire(report)
+    return report_to_wire(report, _splitter(call))
 
 
 @routes.route("replication/x-snapshot", methods=("GET",))
 def snapshot(call: Call) -> dict[str, Any]:
     require_replication_user(call)
     page = call.repository.snapshot(call.params.integer("cursor", 0, minimum=0), _limit(call))
-    return {"fields": ROW_FIELDS, "rows": rows_to_wire(page.rows), "cursor": page.cursor,
-            "more": page.more}
+    return {"fields": ROW_FIELDS, "rows": rows_to_wire(page.rows, _splitter(call)),
+            "cursor": page.cursor, "more": page.more}
 
 
 def _load_id(body: dict[str, Any]) -> str:
@@ -129,7 +156,8 @@ def begin_load(call: Call) -> dict[str, Any]:
 def load_rows(call: Call) -> dict[str, Any]:
     require_replication_user(call)
     body = call.json_body()
-    rows = _decoded(rows_from_wire, _body_field(body, "rows", list, required=True), "rows")
+    rows = _decoded(rows_from_wire, _body_field(body, "rows", list, required=True), "rows",
+                    call)
     call.repository.load_rows(_load_id(body), rows)
     return {"success": True, "count": len(rows)}
 
@@ -150,6 +178,47 @@ def abort_load(call: Call) -> dict[str, Any]:
     require_replication_user(call)
     call.repository.abort_load(_load_id(call.json_body()))
     return OK
+
+
+@routes.route("replication/x-parts", methods=POST)
+def upload_part(call: Call) -> dict[str, Any]:
+    """One part of a content too big to travel inside its row, staged until a request names
+    it (see wmx.server.parts)."""
+    require_replication_user(call)
+    body = call.json_body()
+    offset = _body_field(body, "offset", int, required=True)
+    if offset < 0:
+        raise bad_parameter("offset", "a non-negative integer")
+    try:
+        data = base64.b64decode(_body_field(body, "data", str, required=True), validate=True)
+        size = staging_for(call.repository.location).write(
+            _body_field(body, "id", str, required=True), offset, data)
+    except (binascii.Error, ValueError) as exc:  # PartsError is a ValueError
+        raise ServiceError(BAD_REQUEST, "Malformed part", [str(exc)]) from None
+    return {"success": True, "size": size}
+
+
+@routes.route("replication/x-content", methods=("GET",))
+def content_part(call: Call) -> dict[str, Any]:
+    """Part of a content an answer named by reference: kept from that answer, else read
+    again (and refused if it has changed since)."""
+    require_replication_user(call)
+    params = call.params
+    guid, digest = params.text("id", required=True), params.text("sha256", required=True)
+    offset = params.integer("offset", 0, minimum=0)
+    length = min(params.integer("length", PART_BYTES, minimum=1), PART_BYTES)
+    location = call.repository.location
+    content = outgoing.get(location, digest)
+    if content is None:
+        current = call.repository.read_content(guid)
+        if current is None or ContentRef.of(guid, current).sha256 != digest:
+            raise ServiceError(NOT_FOUND, "Content not found",
+                               ["The element changed or was deleted since it was listed; "
+                                "read the page again"])
+        outgoing.keep(location, guid, current)
+        content = current
+    return {"data": base64.b64encode(content[offset:offset + length]).decode("ascii"),
+            "size": len(content)}
 
 
 @routes.route("replication/x-nodes", methods=("GET",))

@@ -1,0 +1,145 @@
+"""A hostile or broken child listed before a healthy one: the hostile child fails alone, within
+the replication timeout and with bounded memory, nothing it sent reaches another repository,
+and the healthy child is synchronized.
+
+Each sync runs in a subprocess (the arcpy-style tool, as a script would call it), so its peak
+resident memory (VmHWM) is the run's own; the servers and the hostile peer run here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hostile_peer import MODES, HostilePeer
+from tests.http_helpers import ADMIN, Client, make_repository
+from wmx import arcpy
+from wmx.repository.embedded import EmbeddedRepository
+from wmx.server.run import ServerThread
+
+pytestmark = pytest.mark.http
+
+TIMEOUT_SECONDS = 2.0
+"""The replication timeout these runs use (``WMX_TIMEOUT``)."""
+PEAK_RSS_MB = 100
+"""SPEC §4: no peer's answer may raise a run's memory past about 100 MB."""
+SLACK_SECONDS = 8.0
+"""Beyond the timeout: the healthy child's sync and the interpreter's start on a busy machine."""
+
+SYNC_SCRIPT = textwrap.dedent("""
+    import json, logging, sys, time
+    import wmx
+    started = time.monotonic()
+    failed_at = []
+
+    class FirstFailure(logging.Handler):
+        def emit(self, record):
+            if "failed" in record.getMessage() and not failed_at:
+                failed_at.append(time.monotonic() - started)
+
+    logging.getLogger("wmx.engine").addHandler(FirstFailure())
+    logging.getLogger("wmx.engine").setLevel(logging.INFO)
+    parent, rows = sys.argv[1], sys.argv[2]
+    try:
+        result = wmx.SynchronizeJobData_wmx(parent, "Parent", rows)
+        status, messages = result.getOutput(0), result.getMessages()
+    except wmx.ExecuteError as exc:
+        status, messages = "raised", str(exc)
+    peak = 0
+    try:
+        with open("/proc/self/status") as status_file:
+            for line in status_file:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) // 1024
+    except OSError:
+        peak = None
+    print(json.dumps({"status": status, "messages": messages, "peak_mb": peak,
+                      "failed_after": failed_at[0] if failed_at else None,
+                      "elapsed": time.monotonic() - started}))
+""")
+
+
+def _names(client: Client) -> set[str]:
+    return {client.get(f"jobs/{job_id}")["name"] for job_id in client.get("jobs")["jobIds"]}
+
+
+def _parent_names(path: Path) -> set[str]:
+    with EmbeddedRepository(path) as parent:
+        return {parent.get_job(job_id).name for job_id in parent.jobs()}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """An embedded parent with two served children, replicated once for every mode."""
+    folder = tmp_path_factory.mktemp("hostile")
+    parent = make_repository(folder, "Parent")
+    paths = [make_repository(folder, name, "minimum") for name in ("Suspect", "Healthy")]
+    with ServerThread(paths[0]) as suspect, ServerThread(paths[1]) as healthy:
+        previous = os.environ.get("WMX_USER")
+        os.environ["WMX_USER"] = ADMIN
+        try:
+            replicate = arcpy.ReplicateJobData_wmx(
+                str(parent), "Parent", f"Suspect true {suspect.url};Healthy true {healthy.url}")
+        finally:
+            if previous is None:
+                del os.environ["WMX_USER"]
+            else:
+                os.environ["WMX_USER"] = previous
+        assert replicate.getOutput(0) == "0", replicate.getMessages()
+        yield parent, suspect.url, healthy.url
+
+
+def _sync(parent: Path, rows: str) -> dict[str, Any]:
+    env = {**os.environ, "WMX_USER": ADMIN, "WMX_TIMEOUT": str(TIMEOUT_SECONDS)}
+    done = subprocess.run([sys.executable, "-c", SYNC_SCRIPT, str(parent), rows], env=env,
+                          capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+FIGURES: dict[str, dict[str, Any]] = {}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_hostile_child_fails_alone_within_its_timeout_and_the_healthy_child_is_synchronized(
+        cluster, mode):
+    parent, suspect_url, healthy_url = cluster
+    suspect, healthy = Client(suspect_url), Client(healthy_url)
+    hostile_job = f"written at the suspect ({mode})"
+    healthy_job = f"written at the healthy child ({mode})"
+    parent_job = f"written at the parent ({mode})"
+    assert "jobIds" in suspect.post("jobs/create", user=ADMIN, jobTypeId=1, name=hostile_job)
+    assert "jobIds" in healthy.post("jobs/create", user=ADMIN, jobTypeId=1, name=healthy_job)
+    with EmbeddedRepository(parent) as store:
+        store.create_job(1, user=ADMIN, name=parent_job)
+
+    with HostilePeer(suspect_url, mode) as peer:
+        started = time.monotonic()
+        run = _sync(parent, f"Suspect true {peer.url};Healthy true {healthy_url}")
+        wall = time.monotonic() - started
+    FIGURES[mode] = {"peak_mb": run["peak_mb"], "failed_after_s": run["failed_after"],
+                     "wall_s": round(wall, 1), "message": run["messages"]}
+    print(f"\n{mode}: {json.dumps(FIGURES[mode])}")
+
+    assert run["status"] not in ("0", "raised"), run["messages"]
+    assert "Suspect" in run["messages"] and "failed" in run["messages"].lower()
+    assert run["failed_after"] is not None
+    assert run["failed_after"] <= TIMEOUT_SECONDS + SLACK_SECONDS, run
+    assert run["elapsed"] <= TIMEOUT_SECONDS + 2 * SLACK_SECONDS, run
+    if run["peak_mb"] is not None:
+        assert run["peak_mb"] <= PEAK_RSS_MB, run
+    # Nothing the suspect sent reached another repository...
+    assert hostile_job not in _parent_names(parent)
+    assert hostile_job not in _names(healthy)
+    # ...and the healthy child was synchronized both ways.
+    assert parent_job in _names(healthy)
+    assert healthy_job in _parent_names(parent)
