@@ -13,6 +13,7 @@ import pytest
 
 from tests.cli_helpers import wmx, wmx_in_terminal
 from tests.conftest import ADMIN, make_cluster
+from wmx import progress
 
 posix_terminal = pytest.mark.skipif(os.name == "nt", reason="pseudo-terminals and SIGINT "
                                                             "delivery are POSIX-only")
@@ -98,3 +99,51 @@ def test_messages_appear_as_they_happen_and_ctrl_c_is_one_line_and_exit_130(tmp_
     assert errors.strip() == "wmx: interrupted; what was already applied is kept and " \
         "checkpointed, so running the same command again completes it without sending " \
         "anything twice."
+
+
+class _Recorder:
+    """A renderer that keeps what it was told; ``broken`` makes every call raise."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+        self.tasks: list[dict] = []
+
+    def start(self, description, total, unit):
+        if self.broken:
+            raise RuntimeError("terminal gone")
+        task = {"description": description, "total": total, "unit": unit, "done": 0,
+                "ended": False}
+        self.tasks.append(task)
+        recorder = self
+
+        class Task:
+            def advance(self, amount):
+                if recorder.broken:
+                    raise RuntimeError("terminal gone")
+                task["done"] += amount
+
+            def end(self):
+                task["ended"] = True
+        return Task()
+
+
+def test_the_engine_reports_log_positions_read_so_a_sync_bar_ends_at_the_head(tmp_path):
+    cluster = make_cluster(tmp_path, children=1)
+    with cluster.child("Child1") as child:
+        for _ in range(3):
+            child.create_job(1, user=ADMIN)
+    recorder = _Recorder()
+    with progress.rendering(recorder):
+        cluster.sync()
+    pull = next(t for t in recorder.tasks if t["description"] == "pull Child1")
+    push = next(t for t in recorder.tasks if t["description"] == "push Child1")
+    assert pull["done"] == pull["total"] > 0 and pull["unit"] == "changes"
+    assert push["done"] == push["total"] and all(t["ended"] for t in recorder.tasks)
+
+
+def test_a_broken_renderer_never_stops_the_work_it_shows(tmp_path):
+    cluster = make_cluster(tmp_path, children=1, replicated=False)
+    with progress.rendering(_Recorder(broken=True)):
+        outcome = cluster.replicate()
+    assert [child.status for child in outcome.children] == ["OK"]
+    cluster.assert_converged()
