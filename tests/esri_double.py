@@ -1349,7 +1349,7 @@ class EsriDouble:
         for flag in ("autoExecute", "autoCommitWorkflow"):
             if flag in params:
                 _boolean(params[flag], flag)
-        given = {k: params[k] for k in _UPDATE_KEYS.split() if k in params}
+        given = {k: params[k] for k in _UPDATE_KEYS.split() if k in params}  # the job fields
         fields = self._job_values(given, job_id=None)
         fields.setdefault("priority", job_type["defaultPriority"])
         fields.setdefault("description", job_type["defaultDescription"])
@@ -1358,19 +1358,15 @@ class EsriDouble:
         fields.setdefault("assignedTo", job_type["defaultAssignedTo"])
         self._check_assignment(fields)
         assert call.user is not None
-        if wanted is not None and wanted in self.jobs:
-            raise bad_request(f"Job {wanted} already exists.")
         created = []
         for _ in range(count):
             job_id = self._take_job_id(wanted)
             record = self._blank_job(job_id, call.user)
             record["jobTypeId"] = type_id
             record.update(fields)
-            if "startDate" not in given:
-                record["startDate"] = record["createdDate"]
             if "dueDate" not in given and job_type["defaultJobDuration"]:
                 record["dueDate"] = record["startDate"] + job_type["defaultJobDuration"] * DAY_MS
-            if "name" not in given or not fields.get("name"):
+            if not record["name"] or "name" not in given:
                 record["name"] = job_type["jobNamingScheme"].replace("[JOB:ID]", str(job_id))
             self.jobs[job_id] = record
             self._log(job_id, "CreateJob", call.user)
