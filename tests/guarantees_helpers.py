@@ -161,10 +161,11 @@ class Version:
 class Ledger:
     """Every element version observed anywhere in a cluster, and what became of it.
 
-    A version written on a child is *pending* until a sync pulls that child (then it is
-    *considered* by the parent: it wins or loses there), or until the child is replicated again
-    (then it is *discarded*: Replicate replaces a child's contents). The version that must
-    survive everywhere is, per element, the highest-precedence version that was not discarded.
+    A version written on a child is *pending* until a sync pulls that child or a replicate
+    replaces it (both consolidate it: it is then *considered* by the parent and wins or loses
+    there). A version is *discarded* only when it existed nowhere but in a repository that was
+    then restored from an older backup. The version that must survive everywhere is, per
+    element, the highest-precedence version that was not discarded.
     """
 
     def __init__(self, cluster: Cluster) -> None:
@@ -197,9 +198,19 @@ class Ledger:
         """A sync pulled ``child``: its pending versions reached the parent."""
         self._settle(child, CONSIDERED)
 
-    def replicated(self, child: str) -> None:
-        """``child`` was replaced by a copy of the parent: its pending versions are gone."""
-        self._settle(child, DISCARDED)
+    def restored(self) -> None:
+        """A repository was put back from a backup: a version that is now in no repository
+        of the cluster is gone for good (it existed only where the backup was restored);
+        everything any repository still holds must flow back and survive as usual."""
+        present = set()
+        for _name, path in named_paths(self.cluster):
+            with EmbeddedRepository(path) as repository:
+                present.update((guid, hlc, origin) for guid, _k, _i, _j, _n, _b, _c, hlc, origin,
+                               _d in repository.all_rows())
+        for guid, versions in self.versions.items():
+            for (hlc, origin), version in versions.items():
+                if (guid, hlc, origin) not in present:
+                    version.status = DISCARDED
 
     def _settle(self, child: str, status: str) -> None:
         for versions in self.versions.values():

@@ -4,9 +4,15 @@ to the parent (tombstones included), and every element holds the version that mu
 
 The version that must survive an element is the last writer by the precedence order (hybrid
 clock, ties to the parent, then node id) among the versions that were not discarded. A version
-is discarded when its child is replicated again before a sync pulled it: Replicate replaces a
-child's contents, so unsynchronized edits on it are legitimately lost. Renames (Esri's ``_1``
-rule) and policy re-stamps are new versions written by the parent, observed like any other.
+is discarded only when it existed nowhere but in a repository restored from an older backup
+(Replicate consolidates a child's unsynchronized edits before it replaces the child). Renames
+(Esri's ``_1`` rule), id renumbering and policy re-stamps are new versions written by the
+parent, observed like any other.
+
+Scripts also do what administrators do: take file backups of repositories and restore them
+(a version that then exists nowhere is legitimately gone; everything any repository holds
+must survive), name children another way, and list the parent as its own child (refused,
+nothing written).
 
 The default run explores 200 generated scripts; ``WMX_LONG=1`` explores thousands. A second
 profile runs the same scripts with every repository behind a real server, so that replicate and
@@ -46,6 +52,7 @@ from tests.guarantees_helpers import (
     skewed_clock,
 )
 from wmx.engine.cluster import Opener
+from wmx.engine.identity import SameRepository
 from wmx.engine.outcome import ChildTarget
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
@@ -54,7 +61,7 @@ from wmx.model.changes import ConflictPolicy
 from wmx.model.records import ActivityType, HoldType, JobType, User
 from wmx.repository import open_repository
 from wmx.repository.base import InvalidRequest, Repository
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.embedded import EmbeddedRepository, embedded_path
 from wmx.server.run import ServerThread
 
 CONFIG_TYPES = {"job type": JobType, "hold type": HoldType, "user": User}
@@ -115,12 +122,12 @@ class ReplicationScripts(RuleBasedStateMachine):
         return everyone[index % len(everyone)]
 
     def _open(self, place: str) -> EmbeddedRepository:
-        path = self.cluster.parent_path if place == "parent" else self.cluster.child_paths[place]
-        return self._opener(str(path))
+        return self._opener(self._location(place))
 
     def _opener(self, location: str) -> EmbeddedRepository:
         """Opens a repository with the wall clock of its machine (as a script or sync would)."""
-        return EmbeddedRepository(location, wall_clock=self.walls.get(str(location)))
+        return EmbeddedRepository(location,
+                                  wall_clock=self.walls.get(str(embedded_path(location))))
 
     def _order(self, indexes: list[int]) -> list[str]:
         order: list[str] = []
@@ -143,10 +150,25 @@ class ReplicationScripts(RuleBasedStateMachine):
         """The connection job edits on ``place`` are made through."""
         return self._open(place)
 
-    def _engine(self, names: list[str]) -> tuple[Repository, list[ChildTarget], Opener]:
+    def _path(self, place: str) -> Path:
+        return self.cluster.parent_path if place == "parent" else self.cluster.child_paths[place]
+
+    def _location(self, place: str) -> str:
+        """Where a run finds ``place``."""
+        return str(self._path(place))
+
+    @staticmethod
+    def _alias(location: str) -> str:
+        """Another spelling of one location."""
+        return f"sqlite:///{location}"
+
+    def _engine(self, names: list[str], *, aliased: bool = False
+                ) -> tuple[Repository, list[ChildTarget], Opener]:
         """What a replicate or sync run of ``names`` is given: the parent, the children's
         targets and the opener of children."""
-        return self._open("parent"), self.cluster.targets(names), self._opener
+        spell = self._alias if aliased else str
+        targets = [ChildTarget(name, spell(self._location(name))) for name in names]
+        return self._open("parent"), targets, self._opener
 
     def release(self) -> None:
         """Free what an example holds besides its folder (nothing, here)."""
@@ -284,10 +306,52 @@ class ReplicationScripts(RuleBasedStateMachine):
         with parent:
             outcome = replicate(parent, targets, opener)
         assert outcome.status_code == 0, [c.error for c in outcome.children]
-        for name in names:
-            self.ledger.replicated(name)
-        if self.ledger.observe_discards():
-            event("unsynchronized edits discarded by replicate")
+        for name in names:  # a replica's unsynchronized edits are consolidated first
+            self.ledger.synced(name)
+        self.ledger.observe()
+
+    # --- what administrators do -----------------------------------------------------------------
+
+    RESTORES = True
+    """Whether scripts restore backups (not under running servers: a server keeps its file
+    open, and an administrator stops it before putting a backup in place)."""
+
+    @rule(place=places)
+    def back_up(self, place):
+        """A file copy of a closed repository, as a nightly backup job takes it."""
+        if self.RESTORES:
+            name = self._place(place)
+            shutil.copyfile(self._path(name), self.root / f"{name}.backup")
+
+    @rule(place=places)
+    def restore_backup(self, place):
+        """The repository is put back from its latest backup (a disk failed, an upgrade went
+        wrong): what existed only there since the backup is gone; nothing else may be."""
+        name = self._place(place)
+        backup = self.root / f"{name}.backup"
+        if not (self.RESTORES and backup.is_file()):
+            return
+        path = self._path(name)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(backup, path)
+        self.ledger.restored()
+        event(f"restored the {'parent' if name == 'parent' else 'child'} from a backup")
+
+    @rule(order=orders)
+    def sync_children_under_other_names(self, order):
+        """The same children, spelled another way (``sqlite:///…``, ``localhost``)."""
+        self._sync(self._order(order), aliased=True)
+
+    @rule()
+    def sync_the_parent_as_its_own_child(self):
+        """A careless value table: the parent, under another spelling, as a child."""
+        parent, _targets, opener = self._engine([])
+        seqs = self.cluster.seqs()
+        with parent, pytest.raises(SameRepository):
+            synchronize(parent, [ChildTarget("Self", self._alias(self._location("parent")))],
+                        opener)
+        assert self.cluster.seqs() == seqs, "a refused run wrote something"
 
     @rule(order=orders, policy=st.sampled_from(ConflictPolicy))
     def sync_children(self, order, policy):
@@ -299,8 +363,9 @@ class ReplicationScripts(RuleBasedStateMachine):
         """(Syncing twice as often keeps conflicts and renames frequent.)"""
         self._sync(self._order(order))
 
-    def _sync(self, names: list[str], policy: ConflictPolicy = ConflictPolicy.NEWEST) -> None:
-        parent, targets, opener = self._engine(names)
+    def _sync(self, names: list[str], policy: ConflictPolicy = ConflictPolicy.NEWEST, *,
+              aliased: bool = False) -> None:
+        parent, targets, opener = self._engine(names, aliased=aliased)
         with parent:
             outcome = synchronize(parent, targets, opener, policy=policy)
         assert outcome.status_code == 0, [c.error for c in outcome.children]
@@ -395,8 +460,19 @@ class ReplicationScriptsOverHttp(ReplicationScripts):
     def _editor(self, place: str) -> Repository:
         return self._open_service(self._url(place))
 
-    def _engine(self, names: list[str]) -> tuple[Repository, list[ChildTarget], Opener]:
-        targets = [ChildTarget(name, self._url(name)) for name in names]
+    RESTORES = False
+
+    def _location(self, place: str) -> str:
+        return self._url(place)
+
+    @staticmethod
+    def _alias(location: str) -> str:
+        return location.replace("127.0.0.1", "localhost")
+
+    def _engine(self, names: list[str], *, aliased: bool = False
+                ) -> tuple[Repository, list[ChildTarget], Opener]:
+        spell = self._alias if aliased else str
+        targets = [ChildTarget(name, spell(self._url(name))) for name in names]
         return self._open_service(self._url("parent")), targets, self._open_service
 
     def release(self) -> None:

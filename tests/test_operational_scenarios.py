@@ -18,7 +18,6 @@ from wmx import arcpy
 from wmx.engine.outcome import ChildTarget
 from wmx.engine.replicate import replicate
 from wmx.repository.embedded import EmbeddedRepository
-from wmx.repository.setup import initialise
 from wmx.tools.connect import rescue_folder
 
 
@@ -118,12 +117,17 @@ def test_an_id_taken_at_a_child_by_hand_is_reported_in_both_directions(tmp_path)
     with EmbeddedRepository(cluster.child_paths["Child1"]) as child:
         child.create_job(1, user=ADMIN, id=taken, name="same id, made at the child")
 
-    outcome = cluster.sync()
+    table = ";".join(f"{t.name} true '{t.url}' #" for t in cluster.targets())
+    result = arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", table)
 
+    assert result.getOutput(0) == "0"
+    assert f"job {taken} from Child1 has the id of a different job; both are kept" in \
+        result.getMessages(1)
     cluster.sync()
     cluster.assert_converged()
     _assert_no_two_jobs_share_an_id(cluster)
-    assert outcome.conflicts, "the clash is reported"
+    names = {name for _guid, name in _jobs(cluster.parent_path).values()}
+    assert {"made at the parent", "same id, made at the child"} <= names
 
 
 # --- the parent under another name -------------------------------------------------------------
@@ -224,10 +228,8 @@ def test_replicating_into_a_repository_of_another_cluster_saves_its_content_firs
     saved = outcome.children[0].saved_file
     assert saved and Path(saved).is_file() and Path(saved).parent == stranger.parent
     assert job not in _jobs(stranger)
-    fresh = tmp_path / "fresh.wmxdb"
-    initialise(fresh, name="Fresh", config="minimum", admin=ADMIN).close()
-    arcpy.ImportJobData_wmx(saved, "COMBINE", str(fresh))
-    assert job in _jobs(fresh)
+    arcpy.ImportJobData_wmx(saved, "COMBINE", str(stranger))  # the way back
+    assert _jobs(stranger)[job][1] == "belongs to another cluster"
 
 
 def test_clear_on_a_copy_of_the_parent_leaves_the_real_children_alone(tmp_path):
