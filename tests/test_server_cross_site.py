@@ -288,6 +288,16 @@ def test_the_server_answers_to_its_loopback_names_and_names_itself_as_bound(
         assert answer["nodes"][0]["serverURL"] == server.url, host
 
 
+def test_a_dns_alias_the_server_was_started_with_is_answered(parent: Path) -> None:
+    with ServerThread(parent, hosts=["GIS.example.com"]) as server:
+        client = Client(server.url)
+        alias = {"Host": f"gis.example.com:{server.port}"}
+        answer = client.request("GET", "replication/info", user=ADMIN, headers=alias).json()
+        assert answer["nodes"][0]["serverURL"] == server.url
+        other = {"Host": f"gis.example.org:{server.port}"}
+        assert error_code(client.request("GET", "jobs", headers=other).json()) == 403
+
+
 def test_urls_the_server_builds_never_name_a_foreign_host(parent: Path) -> None:
     token = "t0ken-for-the-host-test"
     with running_server(parent, token=token) as server:
