@@ -283,3 +283,31 @@ def test_the_arcpy_compatibility_doc_examples_run(monkeypatch):
         arcpy.ResetEnvironments()
     assert outcome.attempted >= 15
     assert outcome.failed == 0
+
+
+def test_a_server_that_drops_connections_leaves_no_urllib3_lines_in_a_scripts_log(tmp_path):
+    done = run_python("""
+        import logging, socket, threading
+        logging.basicConfig(level=logging.WARNING)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(50)
+
+        def drop_every_connection():
+            while True:
+                connection, _ = listener.accept()
+                connection.recv(4096)
+                connection.close()
+
+        threading.Thread(target=drop_every_connection, daemon=True).start()
+        import wmx
+        url = "http://127.0.0.1:%d/arcgis/rest/services/T/WMServer" % listener.getsockname()[1]
+        try:
+            wmx.open_repository(url).info()
+        except Exception as error:
+            print("error:", error)
+    """, cwd=tmp_path)
+    assert "error: " in done.stdout
+    for transport_detail in ("Retrying", "Retry(total", "HTTPConnection", "object at 0x",
+                             "urllib3"):
+        assert transport_detail not in done.stdout + done.stderr
