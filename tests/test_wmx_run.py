@@ -180,3 +180,22 @@ def test_a_nightly_script_using_env_parameters_and_the_tools_runs_untouched(tmp_
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["status 0", "no arcpy.mp here"]
     assert done.stderr == ""
+
+
+def test_run_script_leaves_sys_as_it_found_it(tmp_path, capsys):
+    from wmx.script import run_script
+
+    before = (list(sys.argv), list(sys.path), sys.modules.get("__main__"),
+              sys.modules.get("arcpy"))
+    script = write(tmp_path, """\
+        import sys, arcpy
+        print(arcpy.GetParameterAsText(0), sys.argv[1:])
+        arcpy.SetParameterAsText(0, "set by the script")
+        raise SystemExit(4)
+    """)
+    assert run_script(str(script), ["first"]) == 4
+    assert run_script(str(script), ["second"]) == 4  # starts afresh: not "set by the script"
+    after = (list(sys.argv), list(sys.path), sys.modules.get("__main__"),
+             sys.modules.get("arcpy"))
+    assert after == before
+    assert capsys.readouterr().out.splitlines() == ["first ['first']", "second ['second']"]
