@@ -11,6 +11,7 @@ future PostgreSQL store.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -22,9 +23,10 @@ from typing import Any, Optional
 
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
-from wmx.model.clock import MAX_STAMP, HybridLogicalClock, WallClock, is_valid_stamp
+from wmx.model.clock import AHEAD_LIMIT_MS, HybridLogicalClock, WallClock
 from wmx.model.guids import new_guid
 from wmx.model.records import ID_BLOCK_SIZE, NAMED_KINDS, Record
+from wmx.model.validation import InvalidElement, check_row
 from wmx.repository.base import (
     ApplyReport,
     ChangePage,
@@ -41,6 +43,12 @@ from wmx.repository.base import (
 from wmx.repository.jobs import JobTracking
 
 SCHEMA_VERSION = "1"
+APPLICATION_ID = 0x776D7831
+"""SQLite's ``PRAGMA application_id`` of a wmx repository (``wmx1``), stored in the file header:
+lets the open path know a file is ours before any connection touches it."""
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_BYTES = 100
+_APPLICATION_ID_AT = 68
 
 _COLUMNS = ", ".join(ROW_FIELDS)
 _ELEMENT_TABLE = """
@@ -136,11 +144,21 @@ def _guid_chunks(guids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
         yield chunk, ",".join("?" * len(chunk))
 
 
-def _refuse_impossible_stamps(stamps: Iterable[int]) -> None:
-    """Refuse versions stamped beyond what any clock issues (:data:`MAX_STAMP`) before the
-    clock observes them: adopting such a stamp would make every later local write fail."""
-    if not all(is_valid_stamp(stamp) for stamp in stamps):
-        raise InvalidRequest(f"A version's stamp is outside 0..{MAX_STAMP}")
+def _refuse_inadmissible(clock: HybridLogicalClock, rows: Iterable[tuple]) -> None:
+    """Refuse, before anything is written or observed, a version from elsewhere that this
+    store must not hold (:mod:`wmx.model.validation`: once stored and spread, such a row broke
+    every read of its kind on every repository) or whose stamp the clock must not adopt (too far
+    ahead: :meth:`HybridLogicalClock.admits`). The error names the element."""
+    try:
+        for row in rows:
+            check_row(row)
+            if not clock.admits(row[_HLC]):
+                raise InvalidElement(
+                    f"{row[1]} {row[0]}: stamped more than {AHEAD_LIMIT_MS // 3_600_000} hours "
+                    "ahead of this repository's clock (a peer's clock is wrong, or the row is "
+                    "corrupt)")
+    except InvalidElement as exc:
+        raise InvalidRequest(f"Refused a replicated element: {exc}") from None
 
 
 def _now_ms() -> int:
@@ -160,6 +178,93 @@ def embedded_path(location: str) -> Path:
     if location.startswith("sqlite:///"):
         location = location[len("sqlite:///"):]
     return Path(location).expanduser()
+
+
+class RepositoryReadOnly(RepositoryUnavailable):
+    """A wmx repository this process may not write (file or folder permissions, a read-only
+    medium): every use of an embedded repository writes, reads included."""
+
+
+def _identify(path: Path, location: str) -> None:
+    """Make sure ``path`` is a wmx repository we may write, by reading only: a file that is not
+    ours (another SQLite database, a GeoPackage, an empty file) must stay byte-for-byte as it
+    was, so this runs before any connection that could switch its journal mode or create it."""
+    if path.is_dir():
+        raise RepositoryNotFound(f"{location} is a folder, not a repository file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(_HEADER_BYTES)
+    except FileNotFoundError:
+        raise RepositoryNotFound(f"Repository {location} does not exist") from None
+    except OSError as exc:
+        raise RepositoryUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
+    if not (len(header) == _HEADER_BYTES and header.startswith(_SQLITE_MAGIC)
+            and _application_id(header) in (APPLICATION_ID, 0) and _has_our_meta(path, header)):
+        raise RepositoryNotFound(f"{location} is not a wmx repository")
+    folder = path.parent
+    sidecars = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    if not os.access(path, os.W_OK):
+        raise RepositoryReadOnly(f"{location} is read-only: wmx writes to a repository even "
+                                 "to read it (its write-ahead log); make the file writable")
+    if not os.access(folder, os.W_OK) and not all(
+            side.is_file() and os.access(side, os.W_OK) for side in sidecars):
+        raise RepositoryReadOnly(f"The folder of {location} is read-only: SQLite keeps its "
+                                 "write-ahead log beside the repository; make it writable")
+
+
+def _application_id(header: bytes) -> int:
+    return int.from_bytes(header[_APPLICATION_ID_AT:_APPLICATION_ID_AT + 4], "big")
+
+
+def _has_our_meta(path: Path, header: bytes) -> bool:
+    """Ours by the header mark (:data:`APPLICATION_ID`); a file from before the mark was set is
+    ours if a read-only connection finds our meta table in it."""
+    if _application_id(header) == APPLICATION_ID:
+        return True
+    try:
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = probe.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        tables = {name for (name,) in probe.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error:
+        return False
+    finally:
+        probe.close()
+    return row is not None and row[0] == SCHEMA_VERSION and {"elements", "nodes"} <= tables
+
+
+def _reason(exc: BaseException) -> str:
+    """An OS error's reason without the path it repeats (the caller names the location)."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+_OPENED_AS: dict[tuple[int, int], Path] = {}
+_OPENED_AS_LOCK = threading.Lock()
+
+
+def _one_path_per_file(path: Path) -> Path:
+    """The path this process opens a repository file by: the first one it used for that file.
+
+    SQLite names a database's write-ahead log and shared-memory index after the path it was
+    opened by, so two paths to one file (hard links, or a symbolic link SQLite does not
+    resolve) would give one database two logs and corrupt it ("disk I/O error"). Keyed by
+    device and inode; an entry whose path no longer names the same file is replaced."""
+    resolved = path.resolve()
+    status = resolved.stat()
+    key = (status.st_dev, status.st_ino)
+    with _OPENED_AS_LOCK:
+        known = _OPENED_AS.get(key)
+        if known is not None and known != resolved:
+            try:
+                if known.samefile(resolved):
+                    return known
+            except OSError:
+                pass  # that path is gone: this one takes its place
+        _OPENED_AS[key] = resolved
+        return resolved
 
 
 class _Transaction:
@@ -202,8 +307,7 @@ class EmbeddedRepository(JobTracking):
                  timeout: float = 30.0) -> None:
         self.path = embedded_path(str(location))
         self.location = str(location)
-        if not self.path.is_file():
-            raise RepositoryNotFound(f"Repository {self.location} does not exist")
+        _identify(self.path, self.location)
         self._lock = threading.RLock()
         self._open_transaction: Optional[_Transaction] = None
         try:
@@ -231,9 +335,13 @@ class EmbeddedRepository(JobTracking):
             raise InvalidRequest(f"{location} already exists")
         if not name or not name.strip():
             raise InvalidRequest("A repository needs a name")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path), isolation_level=None)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise RepositoryUnavailable(f"Cannot create {location}: {_reason(exc)}") from None
+        try:
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.execute("PRAGMA journal_mode=WAL")
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -245,8 +353,11 @@ class EmbeddedRepository(JobTracking):
                 ("id_block_start", str(int(job_id_start))),
                 ("clock", "0"),
             ])
-        finally:
+        except sqlite3.Error as exc:
             db.close()
+            path.unlink(missing_ok=True)  # a half-made file must not pass for a repository
+            raise RepositoryUnavailable(f"Cannot create {location}: {exc}") from None
+        db.close()
         return cls(location, wall_clock=wall_clock)
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -500,7 +611,7 @@ class EmbeddedRepository(JobTracking):
         after it: the parent must consolidate that version first, where a conflict with the
         one being pushed is detected and logged, instead of being decided here unseen.
         """
-        _refuse_impossible_stamps(change.hlc for change in (*overlay, *changes))
+        _refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
         with self.transaction(rollback=dry_run) as tx:
             if refuse_if_changed_since is not None and self._written_since(
                     tx, [change.guid for change in changes], refuse_if_changed_since):
@@ -703,7 +814,7 @@ class EmbeddedRepository(JobTracking):
                 with self.transaction() as tx:
                     seq = self._check_load(tx.cursor, load_id)
                     batch = [(*row, seq + offset) for offset, row in enumerate(rows, start=1)]
-                    _refuse_impossible_stamps(row[_HLC] for row in batch)
+                    _refuse_inadmissible(self.clock, batch)
                     tx.cursor.executemany(
                         f"INSERT INTO {_LOAD_TABLE} ({_COLUMNS}, seq)"
                         " VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
@@ -801,4 +912,5 @@ def _fields(change: Change) -> dict[str, Any]:
     return {name: getattr(change, name) for name in ROW_FIELDS}
 
 
-__all__ = ["EmbeddedRepository", "RepositoryError", "embedded_path"]
+__all__ = ["APPLICATION_ID", "EmbeddedRepository", "RepositoryError", "RepositoryReadOnly",
+           "embedded_path"]

@@ -25,6 +25,7 @@ from wmx.model.clock import is_valid_stamp
 from wmx.model.records import _camel as camel_case
 from wmx.model.records import from_millis as _from_millis
 from wmx.model.records import to_millis
+from wmx.model.validation import InvalidElement, check_row
 from wmx.repository.base import ApplyReport, ConflictRecord, NodeInfo, NodeRecord
 
 T = TypeVar("T")
@@ -196,7 +197,12 @@ def _row_from_wire(row: Any) -> tuple:
             content = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError):
             raise WireError(".content is not base64") from None
-    return (guid, kind, int_id, job_guid, name, body, content, hlc, origin, int(deleted))
+    decoded = (guid, kind, int_id, job_guid, name, body, content, hlc, origin, int(deleted))
+    try:
+        check_row(decoded)  # what its kind needs: refused here, before any store sees it
+    except InvalidElement as exc:
+        raise WireError(f": {exc}") from None
+    return decoded
 
 
 def rows_from_wire(value: Any, what: str = "rows") -> list[tuple]:
