@@ -2,8 +2,9 @@
 :class:`ServerThread` (a server in a background thread, for tests, the benchmark and notebooks).
 
 Both bind with waitress first and only then announce the URL, so port 0 reports the real port;
-a server bound beyond this machine without a token says so (a logging warning), because anyone
-who can reach it can then act as any user (SPEC §2.8). A server stops from any thread by waking
+a server bound beyond this machine without a token says so (``serve`` on standard error,
+:class:`ServerThread` as a logging warning), because anyone who can reach it can then act as any
+user (SPEC §2.8). A server stops from any thread by waking
 its own event loop, never by a signal or by killing threads (works the same on Windows and
 Linux). This module must never print or log a token.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,12 +81,13 @@ class _Running:
         service = service_of(app)
         self.url = service.url(f"http://{_url_host(self.host)}:{self.port}")
         service.base_url = f"http://{_url_host(_public_host(self.host))}:{self.port}"
-        if service.token is None and not all(_is_loopback(str(address[0]))
-                                             for address in listening):
-            log.warning("Serving %s on %s without a token: anyone who can reach port %d can "
-                        "act as any Workflow Manager user (the 'user' parameter is trusted). "
-                        "Start it with --token-file, or bind 127.0.0.1.", service.name,
-                        self.host, self.port)
+        exposed = service.token is None and not all(_is_loopback(str(address[0]))
+                                                    for address in listening)
+        # The warning a server reachable beyond this machine without a token deserves.
+        self.exposure: Optional[str] = (
+            f"Serving {service.name} on {self.host} without a token: anyone who can reach port "
+            f"{self.port} can act as any Workflow Manager user (the 'user' parameter is "
+            "trusted). Start it with --token-file, or bind 127.0.0.1." if exposed else None)
 
     def run(self) -> None:
         """Serve until :meth:`stop` (or Ctrl+C in the foreground)."""
@@ -118,6 +121,8 @@ def serve(path: RepositoryArg, host: str = "127.0.0.1", port: int = 0,
         name = service_of(running.app).name
         log.info("Serving %s at %s%s", name, running.url,
                  " (token required)" if token else "")
+        if running.exposure:  # printed like the URL: the console is where serve() talks
+            print(f"WARNING: {running.exposure}", file=sys.stderr, flush=True)
         print(f"Serving {name} at {running.url}", flush=True)
         if ready_callback is not None:
             ready_callback(running.url)
@@ -182,6 +187,8 @@ class ServerThread:
         except BaseException:
             close_app(app)
             raise
+        if self._running.exposure:
+            log.warning("%s", self._running.exposure)
         self._thread = threading.Thread(target=self._running.run, daemon=True,
                                         name=f"wmx-server-{self._running.port}")
         self._thread.start()
