@@ -392,7 +392,9 @@ class EsriRepository:
                 return
         except _Refused as refusal:
             for row in (*job_rows, *rows):
-                self._warn(row[0], f"job {job_id}", str(refusal))
+                what = f"job {job_id}" if row[1] == "job" else \
+                    f"{row[1].replace('_', ' ')} of job {job_id}"
+                self._warn(row[0], what, str(refusal))
             return
         for row in sorted(rows, key=lambda r: _KIND_ORDER.index(r[1])):
             what = f"{row[1].replace('_', ' ')} of job {job_id}"

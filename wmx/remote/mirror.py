@@ -29,8 +29,8 @@ import attrs
 from wmx.model import codec
 from wmx.model.records import RECORD_TYPES, Record
 from wmx.repository.embedded import EmbeddedRepository
+from wmx.state import state_folder
 
-STATE_VARIABLE = "WMX_STATE_DIR"
 ESRI_NAMESPACE = uuid.UUID("6b7f1c8e-93a4-4f0e-b3c5-2a9d7e41f0c6")
 """Namespace of every GUID derived for an element read from an Esri server."""
 
@@ -67,16 +67,6 @@ the server's element to be the same: for job data, what Esri's write endpoints c
 and users the server stamps, server-assigned ids, are the server's to decide); for
 configuration, which Esri cannot write, what Esri's summaries show (the details a wmx
 repository keeps beyond them are not Esri's to hold)."""
-
-
-def state_folder() -> Path:
-    """``WMX_STATE_DIR``, else the per-user data folder of wmx (``platformdirs``)."""
-    configured = os.environ.get(STATE_VARIABLE, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("wmx", appauthor=False))
 
 
 def canonical_url(url: str) -> str:
