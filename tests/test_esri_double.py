@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,8 +20,10 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.esri_double import SAMPLE_URLS, EsriDouble
+from tests.esri_double import ROUTES, SAMPLE_URLS, EsriDouble
 
 AOI = {"rings": [[[0, 0], [10, 0], [10, 10], [0, 0]]], "spatialReference": {"wkid": 4326}}
 POI = {"points": [[1, 2], [3, 4]], "spatialReference": {"wkid": 4326}}
@@ -872,3 +875,55 @@ def test_a_coarse_date_store_rounds_written_and_stamped_dates_down() -> None:
         assert (job["startDate"], job["createdDate"]) == (1_230_768_000_000, 1_800_000_000_000)
         call(double, f"jobs/{job_id}/holds/create", user="admin", type=1)
         assert double.holds(job_id)[0]["holdDate"] == 1_800_000_000_000
+
+
+@pytest.fixture(scope="module")
+def fuzzed() -> Iterator[EsriDouble]:
+    """A double the fuzz test may change at will: jobs 1-3, a hold, an attachment, table T."""
+    with EsriDouble() as running:
+        for _ in range(3):
+            running.seed_job()
+        running.seed_hold(1)
+        running.seed_attachment(1, content=b"x", filename="x.txt")
+        running.seed_extended_table("T", ["A"])
+        running.seed_extended_record(1, "T")
+        yield running
+
+
+ROUTE_PATTERNS = [("/".join(route.pattern), route) for route in ROUTES]
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+VALUES = st.one_of(TEXT, st.integers(-(2**70), 2**70).map(str), st.sampled_from(
+    ["", "1", "2", "true", "{}", "[]", '{"name": 1}', '{"aoi": null}', "admin", "1,2", "nan"]))
+
+
+@settings(max_examples=3000 if os.environ.get("WMX_LONG") else 80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(ROUTE_PATTERNS), ids=st.lists(st.integers(0, 5), min_size=4,
+                                                             max_size=4),
+       names=st.lists(st.sampled_from(["user", "f", "jobs", "type", "comments", "notes",
+                                       "properties", "storageType", "filePath", "id",
+                                       "fields", "tables", "where", "assignedTo",
+                                       "assignedType", "jobTypeId", "numJobs", "depJobId",
+                                       "x-since", "guid"]), max_size=6),
+       values=st.lists(VALUES, min_size=6, max_size=6), post=st.booleans())
+def test_any_parameters_on_any_route_get_json_and_never_break_the_double(
+        fuzzed: EsriDouble, route: tuple, ids: list, names: list, values: list,
+        post: bool) -> None:
+    seeded = fuzzed
+    pattern, spec = route
+    parts = pattern.split("/")
+    captures = iter(ids)
+    path = "/".join(str(next(captures)) if p.startswith("{") and p.endswith(":int}") else
+                    ("T" if p.startswith("{") else p) for p in parts)
+    params = {"f": "json", **dict(zip(names, values))}
+    seeded.clear_requests()
+    url = f"{seeded.url}/{path}" if path else seeded.url
+    response = (requests.post(url, data=params, timeout=10) if post else
+                requests.get(url, params=params, timeout=10))
+    assert response.status_code == 200
+    answer = response.json() if params["f"] == "json" else None
+    assert seeded.internal_errors == []
+    undocumented = {n for n in params if n not in spec.params and n not in
+                    ("f", "token", "_ts", "callback", "user")}
+    if undocumented and answer is not None:
+        assert code(answer) == 400 and len(seeded.undocumented) == 1
