@@ -838,6 +838,21 @@ class EsriDouble:
                 created.append(job_id)
         return created
 
+    def snapshot(self) -> dict[int, dict[str, Any]]:
+        """Everything each job carries, as plain data (attachment bytes included, the
+        time-dependent ``pendingDays`` left out), for comparing nodes after a sync."""
+        with self.lock:
+            return {job_id: {
+                "job": {k: v for k, v in self._job_json(job_id).items() if k != "pendingDays"},
+                "holds": self.holds(job_id), "notes": self.notes(job_id),
+                "activity": self.activity(job_id),
+                "attachments": [{**a, "content": self.attachment_bytes.get(a["id"])}
+                                for a in self.attachments(job_id)],
+                "dependencies": self.dependencies(job_id),
+                "extendedProperties": {table["tableName"]: self.extended_records(
+                    job_id, table["tableName"]) for table in self.extended_tables.values()},
+            } for job_id in sorted(self.jobs)}
+
     # ----------------------------------------------------------------- request pipeline
 
     def handle(self, handler: _Handler, method: str) -> None:

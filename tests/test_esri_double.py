@@ -927,3 +927,19 @@ def test_any_parameters_on_any_route_get_json_and_never_break_the_double(
                     ("f", "token", "_ts", "callback", "user")}
     if undocumented and answer is not None:
         assert code(answer) == 400 and len(seeded.undocumented) == 1
+
+
+def test_a_snapshot_holds_everything_a_job_carries_and_nothing_else(double: EsriDouble) -> None:
+    other = EsriDouble()
+    assert double.snapshot() == other.snapshot() == {}
+    double.populate(30)
+    other.populate(30)
+    assert double.snapshot() == other.snapshot()
+    snapshot = double.snapshot()
+    assert set(snapshot[1]) == {"job", "holds", "notes", "activity", "attachments",
+                                "dependencies", "extendedProperties"}
+    assert snapshot[1]["attachments"][0]["content"] == b"1" * 64
+    assert "pendingDays" not in snapshot[1]["job"]
+    call(double, "jobs/2/notes/update", user="admin", notes="changed")
+    assert double.snapshot() != other.snapshot()
+    json.dumps(snapshot, default=bytes.hex)  # plain data
