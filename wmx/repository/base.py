@@ -31,6 +31,11 @@ class RepositoryTimeout(RepositoryUnavailable):
     """A request did not complete within the replication timeout (a silent or slow peer)."""
 
 
+class RepositoryFull(RepositoryUnavailable):
+    """The disk (or quota) holding the repository is full: the write was rolled back and the
+    space it took given back; it succeeds once space is freed."""
+
+
 class RepositoryBusy(RepositoryUnavailable):
     """Another connection holds the repository's write lock longer than the wait allows."""
 
@@ -108,6 +113,9 @@ class ConflictRecord:
     loser_body: Optional[str]
     reason: str
     detected_at: Optional[datetime] = None
+    winner_int_id: Optional[int] = None
+    """The integer id the winning version holds, where it differs from the loser's (an
+    ``id_renumbered`` conflict: the newcomer was kept under this new id)."""
 
 
 @attrs.define
@@ -123,6 +131,11 @@ class ApplyReport:
     renamed: int = 0
     conflicts: list[ConflictRecord] = attrs.Factory(list)
     written: list[Change] = attrs.Factory(list)
+    renumbered: list[Change] = attrs.Factory(list)
+    """Versions this apply wrote with a new integer id, because the id they came with was
+    held by another element here (SPEC §3: an id collision keeps both). The engine hands them
+    to every child before anything else, so each child frees the id before the element that
+    keeps it arrives."""
     refused: bool = False
     """Nothing was applied: an element of the batch was written here after
     ``refuse_if_changed_since`` (see :meth:`Repository.apply`)."""
@@ -141,6 +154,7 @@ class ApplyReport:
         self.conflicts.extend(other.conflicts)
         self.written.extend(other.written)
         self.warnings.extend(other.warnings)
+        self.renumbered.extend(other.renumbered)
 
 
 @runtime_checkable
@@ -177,6 +191,16 @@ class Repository(Protocol):
     def save_node(self, node: NodeRecord) -> None: ...
 
     def clear_replication_info(self) -> None: ...
+
+    def renew_incarnation(self) -> str:
+        """Give this repository a new incarnation (node-local: never replicated, not in the
+        change log, no element changes) and return it.
+
+        The parent records a child's incarnation after every replicate and sync; a copy of
+        the repository (a restored backup, a byte copy) keeps carrying the incarnation it had
+        when it was copied, so the next contact tells it from the original. Renewing one
+        location and reading another shows whether the two are one store."""
+        ...
 
     def conflicts(self) -> list[ConflictRecord]: ...
 

@@ -25,7 +25,14 @@ from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
 from wmx.model.clock import AHEAD_LIMIT_MS, HybridLogicalClock, WallClock
 from wmx.model.guids import new_guid
-from wmx.model.records import ID_BLOCK_SIZE, NAMED_KINDS, Record
+from wmx.model.records import (
+    ID_BLOCK_SIZE,
+    NAMED_KINDS,
+    RECORD_TYPES,
+    RENUMBERED_KINDS,
+    Record,
+)
+from wmx.model.records import _camel as camel_case
 from wmx.model.validation import InvalidElement, check_row
 from wmx.repository.base import (
     ApplyReport,
@@ -36,6 +43,7 @@ from wmx.repository.base import (
     NodeRecord,
     RepositoryBusy,
     RepositoryError,
+    RepositoryFull,
     RepositoryNotFound,
     RepositoryUnavailable,
     SnapshotPage,
@@ -47,6 +55,7 @@ APPLICATION_ID = 0x776D7831
 """SQLite's ``PRAGMA application_id`` of a wmx repository (``wmx1``), stored in the file header:
 lets the open path know a file is ours before any connection touches it."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_FULL = 13
 _HEADER_BYTES = 100
 _APPLICATION_ID_AT = 68
 
@@ -98,7 +107,8 @@ _SCHEMA = (
         id INTEGER PRIMARY KEY AUTOINCREMENT, detected_ms INTEGER NOT NULL, guid TEXT NOT NULL,
         kind TEXT NOT NULL, int_id INTEGER, winner_origin TEXT NOT NULL,
         winner_hlc INTEGER NOT NULL, loser_origin TEXT NOT NULL, loser_hlc INTEGER NOT NULL,
-        loser_deleted INTEGER NOT NULL, loser_body TEXT, reason TEXT NOT NULL)""",
+        loser_deleted INTEGER NOT NULL, loser_body TEXT, reason TEXT NOT NULL,
+        winner_int_id INTEGER)""",
 )
 _KEY_COLUMNS = ROW_FIELDS[1:5]
 """Indexed columns that an element keeps from version to version (kind, integer id, owning
@@ -267,6 +277,12 @@ def _one_path_per_file(path: Path) -> Path:
         return resolved
 
 
+def _is_disk_full(exc: sqlite3.Error) -> bool:
+    """SQLITE_FULL (the error code where Python exposes it, 3.11+; else SQLite's text)."""
+    return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or \
+        "database or disk is full" in str(exc)
+
+
 class _Transaction:
     """One write transaction: allocates log positions and stamps, in commit order."""
 
@@ -308,6 +324,7 @@ class EmbeddedRepository(JobTracking):
         self.path = embedded_path(str(location))
         self.location = str(location)
         _identify(self.path, self.location)
+        self.path = _one_path_per_file(self.path)
         self._lock = threading.RLock()
         self._open_transaction: Optional[_Transaction] = None
         try:
@@ -341,6 +358,8 @@ class EmbeddedRepository(JobTracking):
         except (OSError, sqlite3.Error) as exc:
             raise RepositoryUnavailable(f"Cannot create {location}: {_reason(exc)}") from None
         try:
+            # Before any table: pages a failed replicate staged can be given back to the disk.
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.execute("PRAGMA journal_mode=WAL")
             for statement in _SCHEMA:
@@ -437,6 +456,9 @@ class EmbeddedRepository(JobTracking):
                 self._end_quietly()
                 if str(exc) == _MALFORMED_JSON:
                     raise InvalidRequest("An element body is not valid JSON") from None
+                if _is_disk_full(exc):
+                    raise RepositoryFull(f"{self.location}: the disk is full; nothing was "
+                                         "written (free some space and run again)") from None
                 raise RepositoryUnavailable(f"{self.location}: {exc}") from exc
             except BaseException:
                 self._end_quietly()
@@ -512,7 +534,9 @@ class EmbeddedRepository(JobTracking):
 
     def next_int_id(self, tx: _Transaction, kind: str) -> int:
         """The next free integer id of ``kind`` inside this node's id block."""
-        start = int(self._meta("id_block_start") or 1)
+        return self._next_int_id_in(tx, kind, int(self._meta("id_block_start") or 1))
+
+    def _next_int_id_in(self, tx: _Transaction, kind: str, start: int) -> int:
         row = tx.cursor.execute(
             "SELECT MAX(int_id) FROM elements WHERE kind=? AND int_id>=? AND int_id<?",
             (kind, start, start + ID_BLOCK_SIZE)).fetchone()
@@ -655,10 +679,12 @@ class EmbeddedRepository(JobTracking):
             if self._id_collides(tx, change):
                 if self._logged_as_loser(tx, change):  # the same version sent again
                     report.unchanged += 1
-                else:
+                    return None
+                if not (from_child and change.kind in RENUMBERED_KINDS):
                     report.conflicts.append(self._log_conflict(
                         tx, change, winner=None, reason="id_collision"))
-                return None
+                    return None
+                change = self._renumbered(tx, change, report)
             change = self._renamed_if_clashing(tx, change, from_child, report)
             tx.upsert(change, None)
             report.inserted += not change.deleted
@@ -726,6 +752,29 @@ class EmbeddedRepository(JobTracking):
             "SELECT 1 FROM elements WHERE kind=? AND int_id=? AND guid<>? AND deleted=0",
             (change.kind, change.int_id, change.guid)).fetchone() is not None
 
+    def _renumbered(self, tx: _Transaction, change: Change, report: ApplyReport) -> Change:
+        """A new element whose integer id another element here holds (a child restored from
+        a backup handing out ids again, an id chosen by hand): both are kept. The newcomer
+        gets the next free id in the block of the node that made it, as a new local version,
+        so it travels back to every child; the clash is logged and reported."""
+        block = self._id_block_of(tx, change.origin)
+        new_id = self._next_int_id_in(tx, change.kind, block)
+        body = codec.loads(change.body) if change.body else {}
+        body[camel_case(RECORD_TYPES[change.kind].ID_FIELD or "id")] = new_id
+        renumbered = Change(**{**_fields(change), "int_id": new_id, "body": codec.dumps(body),
+                               "hlc": self.clock.now(), "origin": self._node_id()})
+        report.conflicts.append(self._log_conflict(tx, change, winner=renumbered,
+                                                   reason="id_renumbered"))
+        report.renumbered.append(renumbered)
+        return renumbered
+
+    def _id_block_of(self, tx: _Transaction, node_id: str) -> int:
+        """The id block of a cluster node as recorded here (this node's own block for itself
+        and for nodes it does not know)."""
+        row = tx.cursor.execute("SELECT id_block_start FROM nodes WHERE node_id=? AND"
+                                " node_id<>?", (node_id, self._node_id())).fetchone()
+        return row[0] if row else int(self._meta("id_block_start") or 1)
+
     def _renamed_if_clashing(self, tx: _Transaction, change: Change, from_child: bool,
                              report: ApplyReport) -> Change:
         """Esri's merge rule: an incoming element whose name is taken gets ``_1`` (``_2``...).
@@ -756,14 +805,16 @@ class EmbeddedRepository(JobTracking):
             winner_origin=winner.origin if winner else "", winner_hlc=winner.hlc if winner else 0,
             loser_origin=loser.origin, loser_hlc=loser.hlc, loser_deleted=loser.deleted,
             loser_body=loser.body, reason=reason,
-            detected_at=datetime.now(timezone.utc))
+            detected_at=datetime.now(timezone.utc),
+            winner_int_id=winner.int_id if winner and winner.int_id != loser.int_id else None)
         tx.cursor.execute(
             "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
-            " loser_origin, loser_hlc, loser_deleted, loser_body, reason)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " loser_origin, loser_hlc, loser_deleted, loser_body, reason, winner_int_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (_datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
              record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
-             int(record.loser_deleted), record.loser_body, record.reason))
+             int(record.loser_deleted), record.loser_body, record.reason,
+             record.winner_int_id))
         return record
 
     # --- Repository protocol: snapshots (replicate) ----------------------------------------------
@@ -852,10 +903,16 @@ class EmbeddedRepository(JobTracking):
         return self.info()
 
     def abort_load(self, load_id: str) -> None:
+        """Drop the staged copy and give its space back to the disk: a replicate that failed
+        because the disk filled up must not leave it full (the freed pages are returned where
+        the file allows it, and the write-ahead log is truncated)."""
         with self.transaction() as tx:
             if self._meta("load_id") == load_id:
                 tx.cursor.execute(f"DROP TABLE IF EXISTS {_LOAD_TABLE}")
                 tx.cursor.execute("DELETE FROM meta WHERE key IN ('load_id', 'load_seq')")
+        with self._lock, contextlib.suppress(sqlite3.Error):  # best effort: space, not data
+            self._db.execute("PRAGMA incremental_vacuum")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- Repository protocol: replication info ----------------------------------------------------
 
@@ -885,16 +942,22 @@ class EmbeddedRepository(JobTracking):
             tx.cursor.execute("DELETE FROM nodes")
             tx.cursor.execute("DELETE FROM meta WHERE key='parent_node_id'")
 
+    def renew_incarnation(self) -> str:
+        incarnation = str(uuid.uuid4())
+        self.set_node_local("incarnation", incarnation)
+        return incarnation
+
     def conflicts(self) -> list[ConflictRecord]:
         with self._read() as cursor:
             rows = cursor.execute(
                 "SELECT guid, kind, int_id, winner_origin, winner_hlc, loser_origin, loser_hlc,"
-                " loser_deleted, loser_body, reason, detected_ms FROM conflicts ORDER BY id"
-            ).fetchall()
+                " loser_deleted, loser_body, reason, detected_ms, winner_int_id FROM conflicts"
+                " ORDER BY id").fetchall()
         return [ConflictRecord(guid=r[0], kind=r[1], int_id=r[2], winner_origin=r[3],
                                winner_hlc=r[4], loser_origin=r[5], loser_hlc=r[6],
                                loser_deleted=bool(r[7]), loser_body=r[8], reason=r[9],
-                               detected_at=_ms_to_datetime(r[10])) for r in rows]
+                               detected_at=_ms_to_datetime(r[10]), winner_int_id=r[11])
+                for r in rows]
 
     # --- inspection (tests, status, verify) -----------------------------------------------------
 

@@ -57,12 +57,14 @@ from wmx.repository.base import (
     NodeRecord,
     NotAuthorized,
     RepositoryError,
+    RepositoryFull,
     RepositoryNotFound,
     RepositoryTimeout,
     RepositoryUnavailable,
     SnapshotPage,
 )
 from wmx.repository.transport import (
+    INSUFFICIENT_STORAGE,
     RETRY_STATUSES,
     Answer,
     AnswerMalformed,
@@ -303,6 +305,8 @@ class RestRepository:
             raise NotAuthorized(text)
         if code == 404:
             raise not_found(text)
+        if code == INSUFFICIENT_STORAGE:
+            raise RepositoryFull(text)
         if code in RETRY_STATUSES:
             raise RepositoryUnavailable(text)
         if isinstance(code, int) and 400 <= code < 500:
@@ -316,6 +320,8 @@ class RestRepository:
             raise NotAuthorized(text)
         if status == 404:
             raise not_found(text)
+        if status == INSUFFICIENT_STORAGE:
+            raise RepositoryFull(text)
         if status in RETRY_STATUSES:
             raise RepositoryUnavailable(text)
         if 400 <= status < 500:
@@ -410,7 +416,7 @@ class RestRepository:
                 "overlay": changes_to_wire(overlay, self._send_parts),
                 "refuseIfChangedSince": refuse_if_changed_since}
         data = self._replication("POST", "x-apply", body=body)
-        for key in ("written",):
+        for key in ("written", "renumbered"):
             self._decode(self._joined, data.get(key), key)
         return self._decode(report_from_wire, data)
 
@@ -450,6 +456,10 @@ class RestRepository:
 
     def clear_replication_info(self) -> None:
         self._replication("POST", "x-clear")
+
+    def renew_incarnation(self) -> str:
+        return self._decode(lambda data: str(data["incarnation"]),
+                            self._replication("POST", "x-incarnation"))
 
     def conflicts(self) -> list[ConflictRecord]:
         data = self._replication("GET", "x-conflicts")

@@ -31,6 +31,8 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = (502, 503, 504)
+INSUFFICIENT_STORAGE = 507
+"""A server whose disk is full (WebDAV's code, RFC 4918): not retried in the same run."""
 DEFAULT_TIMEOUT = 30.0
 """Seconds one request may take in all (connecting, retries and the whole answer included)."""
 TIMEOUT_VARIABLE = "WMX_TIMEOUT"

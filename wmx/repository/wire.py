@@ -304,6 +304,7 @@ def report_to_wire(report: ApplyReport, split: Optional[Splitter] = None) -> dic
         "unchanged": report.unchanged, "renamed": report.renamed,
         "conflicts": [record_to_wire(conflict) for conflict in report.conflicts],
         "written": changes_to_wire(report.written, split),
+        "renumbered": changes_to_wire(report.renumbered, split),
         "refused": report.refused,
     }
 
@@ -322,6 +323,7 @@ def report_from_wire(data: Any) -> ApplyReport:
     refused = _check(bool, data.get("refused", False), "ApplyReport.refused")
     return ApplyReport(**counts, conflicts=[conflict_from_wire(c) for c in conflicts],
                        written=changes_from_wire(data.get("written", []), "written"),
+                       renumbered=changes_from_wire(data.get("renumbered", []), "renumbered"),
                        refused=refused)
 
 

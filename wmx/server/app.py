@@ -37,6 +37,7 @@ from wmx.repository.base import (
     InvalidRequest,
     NotAuthorized,
     RepositoryError,
+    RepositoryFull,
     RepositoryNotFound,
     RepositoryUnavailable,
 )
@@ -76,11 +77,17 @@ ROUTES = Router()
 ROUTES.include(esri.routes)
 ROUTES.include(replication.routes)
 
+INSUFFICIENT_STORAGE = 507
+"""HTTP's code for a server that cannot store what it was sent (RFC 4918)."""
 _ERROR_CODES: tuple[tuple[type[RepositoryError], int], ...] = (
     (InvalidRequest, BAD_REQUEST), (NotAuthorized, FORBIDDEN), (RepositoryNotFound, NOT_FOUND),
-    (RepositoryUnavailable, 503), (RepositoryError, INTERNAL),
+    (RepositoryFull, INSUFFICIENT_STORAGE), (RepositoryUnavailable, 503),
+    (RepositoryError, INTERNAL),
 )
 _QUIET_CODES: dict[int, tuple[str, list[str]]] = {
+    INSUFFICIENT_STORAGE: ("Insufficient storage", [
+        "The server's disk is full; nothing was written (free space on the server and run "
+        "again)"]),
     503: ("Repository unavailable", ["The repository is busy or unavailable; retry later"]),
     INTERNAL: ("Internal server error", ["The server could not complete the request; see its "
                                          "log"]),

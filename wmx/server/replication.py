@@ -243,6 +243,12 @@ def clear(call: Call) -> dict[str, Any]:
     return OK
 
 
+@routes.route("replication/x-incarnation", methods=POST)
+def renew_incarnation(call: Call) -> dict[str, Any]:
+    require_replication_user(call)
+    return {"incarnation": call.repository.renew_incarnation()}
+
+
 @routes.route("replication/x-conflicts", methods=("GET",))
 def conflicts(call: Call) -> dict[str, Any]:
     require_replication_user(call)

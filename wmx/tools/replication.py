@@ -22,7 +22,7 @@ from wmx.errors import (
 )
 from wmx.model.changes import ConflictPolicy
 from wmx.model.clock import stamp_datetime
-from wmx.repository.base import ConflictRecord, RepositoryError
+from wmx.repository.base import ConflictRecord
 from wmx.result import Result
 from wmx.tools._base import (
     Parameter,
@@ -33,7 +33,7 @@ from wmx.tools._base import (
     run_tool,
 )
 from wmx.tools.connect import open_checked, open_location, rescue_folder
-from wmx.tools.failures import PARENT, Failure, Node, child_failure, classify, guard, guarded_opener
+from wmx.tools.failures import PARENT, Failure, Node, child_failure, guard, guarded_opener
 from wmx.valuetable import LastSyncRow, format_last_sync, format_time, parse_child_rows
 
 PARENT_URL = Parameter("Input_Parent_Repository_URL", "Parent Repository URL", "String")
@@ -174,9 +174,6 @@ def _run(spec: ToolSpec, ctx: ToolContext, params: dict[str, Any], *, synchroniz
     except SameRepository as exc:  # found before anything was written
         code = SAME_AS_INPUT if exc.same_as_parent else INVALID_VALUE
         raise ValidationFailure([(code, CHILDREN.label, str(exc))]) from None
-    except RepositoryError as exc:  # outside any child's part: the parent's own failure
-        failure = classify(exc, node)
-        raise ToolFailure(failure.code, failure.text) from None
     finally:
         parent.close()
     failures = _report(ctx, outcome, names)
