@@ -19,6 +19,7 @@ import email.parser
 import email.policy
 import json
 import os
+import pathlib
 import re
 import secrets
 import socket
@@ -1585,7 +1586,7 @@ class EsriDouble:
                                attachment["filename"])
         if attachment["storageType"] == 1:
             folder, name = attachment["folder"], attachment["filename"]
-            path = f"{folder.rstrip('/')}/{name}" if folder else name
+            path = str(pathlib.PurePath(folder, name)) if folder else name
             try:
                 with open(path, "rb") as linked:
                     return _file_reply(linked.read(), name)
@@ -1610,7 +1611,8 @@ class EsriDouble:
         if storage == 3:
             return {"attachmentId": self.seed_attachment(job_id, storageType=3,
                                                          folder=target)}
-        folder, _, name = target.replace("\\", "/").rpartition("/")
+        cut = max(target.rfind("/"), target.rfind("\\"))  # folder kept as written
+        folder, name = (target[:cut], target[cut + 1:]) if cut >= 0 else ("", target)
         return {"attachmentId": self.seed_attachment(job_id, storageType=1, folder=folder,
                                                      filename=name)}
 

@@ -260,7 +260,7 @@ def test_attachments_of_every_kind_round_trip_and_embedded_bytes_are_exact(
     assert listed[embedded] == {"id": embedded, "storageType": 2, "type": "pdf", "folder": "",
                                 "filename": "plan ü.pdf"}
     assert (listed[linked]["folder"], listed[linked]["filename"]) == \
-        (str(tmp_path).replace("\\", "/"), "linked.txt")
+        (str(tmp_path), "linked.txt")
     assert listed[url]["folder"] == "https://example.com/a?b=1"
     assert call(double, f"jobs/{job_id}/attachments/{url}", "GET") == listed[url]
     content = requests.get(f"{double.url}/jobs/{job_id}/attachments/{embedded}/content",
@@ -943,3 +943,12 @@ def test_a_snapshot_holds_everything_a_job_carries_and_nothing_else(double: Esri
     call(double, "jobs/2/notes/update", user="admin", notes="changed")
     assert double.snapshot() != other.snapshot()
     json.dumps(snapshot, default=bytes.hex)  # plain data
+
+
+def test_a_linked_windows_path_keeps_its_folder_as_written(double: EsriDouble) -> None:
+    job_id = create(double)
+    call(double, f"jobs/{job_id}/attachments/add", user="admin", storageType=1,
+         filePath=r"\\files\plans\sheet 1.pdf")
+    (attachment,) = double.attachments(job_id)
+    assert (attachment["folder"], attachment["filename"], attachment["type"]) == \
+        (r"\\files\plans", "sheet 1.pdf", "pdf")
