@@ -1,5 +1,6 @@
 """``wmx jobs``: day-to-day job work and test data from the command line, on a repository file
-and on a real ``wmx serve`` over HTTP (issue 11, point 5)."""
+and on a real ``wmx serve`` over HTTP (issue 11, point 5). The work itself runs the command
+line in this process (fast); the errors and exit codes run it as a real process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import contextlib
 
 import pytest
 
-from tests.cli_helpers import wmx, wmx_json
+from tests.cli_helpers import wmx, wmx_here, wmx_here_json, wmx_json
 from tests.http_helpers import ADMIN, make_repository, running_server
 
 ACTING = {"WMX_USER": ADMIN}
@@ -25,38 +26,38 @@ def location(request, tmp_path):
 
 
 def test_jobs_create_count_makes_a_realistic_bulk_that_list_shows_by_name(location):
-    code, created = wmx_json("jobs", "create", location, "--count", "25", "--seed", "3",
+    code, created = wmx_here_json("jobs", "create", location, "--count", "25", "--seed", "3",
                              env=ACTING)
     assert code == 0 and len(created["data"]["created"]) == 25
-    code, listed = wmx_json("jobs", "list", location, env=ACTING)
+    code, listed = wmx_here_json("jobs", "list", location, env=ACTING)
     jobs = listed["data"]["jobs"]
     assert code == 0 and listed["data"]["total"] == 25
     assert len({job["job_type"] for job in jobs}) > 1
     assert len({job["priority_name"] for job in jobs}) > 1
     assert {"closed", "created"} <= {job["stage_name"] for job in jobs}
     assert all(not job["job_type"].isdigit() for job in jobs)
-    text = wmx("jobs", "list", location, "--limit", "2", env=ACTING)
+    text = wmx_here("jobs", "list", location, "--limit", "2", env=ACTING)
     assert text.returncode == 0 and "2 of 25 job(s)" in text.stdout
 
 
 def test_jobs_show_update_close_and_delete_one_job(location):
-    assert wmx("jobs", "create", location, "--type", "Data Edits", "--name", "Fix roads",
+    assert wmx_here("jobs", "create", location, "--type", "Data Edits", "--name", "Fix roads",
                env=ACTING).returncode == 0
-    shown = wmx("jobs", "show", location, "1", env=ACTING)
+    shown = wmx_here("jobs", "show", location, "1", env=ACTING)
     assert shown.returncode == 0
     assert "Fix roads" in shown.stdout and "Data Edits" in shown.stdout
     assert "Created job 1" in shown.stdout  # the history
-    updated = wmx("jobs", "update", location, "1", "--description", "both lanes",
+    updated = wmx_here("jobs", "update", location, "1", "--description", "both lanes",
                   "--assign", "editor1", env=ACTING)
     assert updated.returncode == 0, updated.stderr
-    assert wmx("jobs", "close", location, "1", env=ACTING).returncode == 0
-    code, report = wmx_json("jobs", "show", location, "1", env=ACTING)
+    assert wmx_here("jobs", "close", location, "1", env=ACTING).returncode == 0
+    code, report = wmx_here_json("jobs", "show", location, "1", env=ACTING)
     assert code == 0
     job = report["data"]["job"]
     assert (job["description"], job["assigned_to"], job["stage_name"]) == \
         ("both lanes", "editor1", "closed")
-    assert wmx("jobs", "delete", location, "1", env=ACTING).returncode == 0
-    _code, report = wmx_json("jobs", "list", location, env=ACTING)
+    assert wmx_here("jobs", "delete", location, "1", env=ACTING).returncode == 0
+    _code, report = wmx_here_json("jobs", "list", location, env=ACTING)
     assert report["data"]["total"] == 0
 
 

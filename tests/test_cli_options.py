@@ -7,7 +7,7 @@ import json
 
 import wmx
 from tests.cli_helpers import wmx as run_wmx
-from tests.cli_helpers import wmx_json
+from tests.cli_helpers import wmx_here, wmx_here_json, wmx_json
 from tests.conftest import ADMIN, make_cluster
 from wmx.cli import build_parser
 
@@ -37,7 +37,7 @@ def test_verbose_quiet_user_and_json_are_accepted_before_and_after_the_subcomman
 def test_quiet_drops_informative_lines_and_keeps_warnings(tmp_path):
     cluster = make_cluster(tmp_path, children=1)
     table = f"Ghost true {tmp_path / 'ghost.wmxdb'};{_table(cluster)}"
-    quiet = run_wmx("sync", cluster.parent_path, "Parent", table, "-q")
+    quiet = wmx_here("sync", cluster.parent_path, "Parent", table, "-q")
     assert quiet.returncode == 3
     assert "Start Time" not in quiet.stdout
     assert "WARNING 999981: Ghost" in quiet.stdout
@@ -46,7 +46,7 @@ def test_quiet_drops_informative_lines_and_keeps_warnings(tmp_path):
 def test_json_report_of_a_sync_with_a_failed_child_says_so_and_exits_3(tmp_path):
     cluster = make_cluster(tmp_path, children=1)
     table = f"Ghost true {tmp_path / 'ghost.wmxdb'};{_table(cluster)}"
-    code, report = wmx_json("sync", cluster.parent_path, "Parent", table)
+    code, report = wmx_here_json("sync", cluster.parent_path, "Parent", table)
     assert code == report["exit_code"] == 3 and report["ok"] is False
     assert report["schema"] == "wmx-cli/1" and report["command"] == "sync"
     assert report["data"]["tool"] == "SynchronizeJobData"
@@ -56,7 +56,7 @@ def test_json_report_of_a_sync_with_a_failed_child_says_so_and_exits_3(tmp_path)
 
 def test_a_tool_error_in_json_is_a_json_object_with_its_code_and_exit_code_1(tmp_path):
     cluster = make_cluster(tmp_path, children=1)
-    code, report = wmx_json("sync", cluster.parent_path, "NotTheName", _table(cluster))
+    code, report = wmx_here_json("sync", cluster.parent_path, "NotTheName", _table(cluster))
     assert code == report["exit_code"] == 1
     assert report["error"]["code"] == 800
     assert "Failed to execute (SynchronizeJobData)." in report["error"]["message"]
@@ -71,8 +71,8 @@ def test_a_usage_error_exits_2_in_text_and_in_json(tmp_path):
 
 def test_user_option_acts_as_that_user_unless_wmx_user_is_set(tmp_path):
     cluster = make_cluster(tmp_path, children=1, replicated=False)
-    assert run_wmx("jobs", "create", cluster.parent_path, "--user", "alice").returncode == 0
-    assert run_wmx("jobs", "create", cluster.parent_path, "--user", "alice",
+    assert wmx_here("jobs", "create", cluster.parent_path, "--user", "alice").returncode == 0
+    assert wmx_here("jobs", "create", cluster.parent_path, "--user", "alice",
                    env={"WMX_USER": "bob"}).returncode == 0
     with cluster.parent() as parent:
         assert [parent.get_job(i).created_by for i in sorted(parent.jobs())] == ["alice", "bob"]

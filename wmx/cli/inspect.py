@@ -102,7 +102,10 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     out.line(f"Node id      {info.node_id}")
     out.line(f"Change log   {info.seq} (incarnation {info.incarnation})")
     out.line(f"Job ids from {info.id_block_start}")
-    if parent is not None:
+    if info.parent_node_id and not report.knows(info.parent_node_id):
+        out.line(f"Parent       {parent} (a child keeps only its parent's id: wmx status on the "
+                 "parent names it and its children)")
+    elif parent is not None:
         out.line(f"Parent       {parent}")
     elif nodes:
         out.line("Parent       (none: this repository is the parent of its cluster)")

@@ -124,12 +124,16 @@ class Output:
             self.line(text)
 
     def message(self, message: Message) -> None:
-        """A tool message as it is written: errors on stderr, the rest on stdout."""
+        """A tool message as it is written: errors on stderr, the rest on stdout. Called from
+        inside the tool, so a closed pipe (``wmx sync … | head -1``) must not raise there."""
         self.messages.append(message)
         if self.as_json or (self.quiet and message.severity == INFORMATIVE):
             return
         stream = sys.stderr if message.severity == ERROR else sys.stdout
-        print(message.rendered, file=stream, flush=True)
+        try:
+            print(message.rendered, file=stream, flush=True)
+        except (BrokenPipeError, ValueError):  # the reader went away: the tool goes on
+            return
 
     def error(self, error: CommandError) -> None:
         if self.as_json or error.shown:

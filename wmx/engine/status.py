@@ -33,16 +33,20 @@ class StatusReport:
         """The cluster members other than this repository itself."""
         return [entry for entry in self.nodes if entry.node.node_id != self.info.node_id]
 
+    def knows(self, node_id: str) -> bool:
+        """Whether this repository knows that node's name (a child does not know its
+        parent's: only the parent keeps the cluster's records)."""
+        return node_id == self.info.node_id or any(
+            entry.node.node_id == node_id for entry in self.nodes)
+
     def name_of(self, node_id: Optional[str]) -> str:
         """A node's name as this repository knows it; an unknown node by a short id."""
         if not node_id:
             return "(none)"
         if node_id == self.info.node_id:
             return self.info.name
-        for entry in self.nodes:
-            if entry.node.node_id == node_id:
-                return entry.node.name
-        return f"node {node_id[:8]}"
+        return next((entry.node.name for entry in self.nodes if entry.node.node_id == node_id),
+                    f"node {node_id[:8]}")
 
 
 def count_changes(repository: Repository, since_seq: int, *,
