@@ -79,6 +79,15 @@ DECISIONS = """\
   (GET: 405), client `referer` binds the token to the Referer header, `ip`/`requestip` (the
   default) to the caller's address; `expiration` is capped at `token_ttl_minutes`.
 * `replication/info` lists the nodes seeded with `seed_replication_node` (none by default).
+* `/arcgis/rest/info` (ArcGIS Server's server info) advertises `tokenServicesUrl`;
+  generateToken lives at `/arcgis/tokens/generateToken` whatever the service root.
+* Jobs created through REST: name from the type's scheme "[JOB:ID]" when none is given,
+  createdBy/ownedBy = `user`, startDate = createdDate when not given, status 1, stage 1,
+  assignedType 1 when only assignedTo is given. Close: stage 5, status "Closed", endDate
+  now. Reopen: stage 2, status "Ready To Work", endDate null. `pendingDays`: whole days until
+  dueDate (0 without one), so it changes with time. Updates log no activity.
+* The root is not cached unless `cache_root=True`; dates are exact unless
+  `date_resolution_ms` says otherwise (the reference is silent on both).
 * A parameter repeated with different values: error 400.
 """
 
@@ -173,6 +182,9 @@ class _Call(NamedTuple):
 
 
 class _Route(NamedTuple):
+    """One served path: its segments, handler (``_r_<handler>``), the parameters the
+    reference documents for it, those it requires, and whether it writes (needs ``user``)."""
+
     pattern: tuple[str, ...]
     handler: str
     params: frozenset[str] = frozenset()
