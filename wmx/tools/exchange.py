@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from wmx.engine.exchange import (
+    ExchangeFileRefused,
     MergeMode,
     export_repository,
     import_file,
@@ -20,6 +21,7 @@ from wmx.engine.exchange import (
 )
 from wmx.errors import (
     DATASET_NOT_FOUND,
+    INCOMPATIBLE_REPOSITORY,
     NOT_A_MEMBER,
     VALUE_REQUIRED,
     VALUE_REQUIRED_TEXT,
@@ -120,6 +122,8 @@ def _import(ctx: ToolContext, params: dict[str, Any]) -> dict[str, str]:
     try:
         header = read_header(path)
         report, _ = import_file(repository, path, mode)
+    except ExchangeFileRefused as exc:  # damaged, truncated, old or from another cluster
+        raise ToolFailure(INCOMPATIBLE_REPOSITORY, str(exc), {"Output_Status": "-1"}) from None
     except InvalidRequest as exc:
         raise ToolFailure(DATASET_NOT_FOUND, str(exc), {"Output_Status": "-1"}) from None
     finally:
