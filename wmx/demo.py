@@ -88,7 +88,8 @@ def run_demo(folder: Optional[Path] = None, out: Callable[[str], None] = print) 
             out(f"{name:9} jobs {repository.jobs()}  job 2: "
                 f"{repository.get_job(2).description!r}")
             if name == "Redlands":
-                out(f"{'':9} conflict log: {len(repository.conflicts())} losing version(s) kept")
+                out(f"{'':9} conflict log: {len(repository.conflicts())} losing version(s) kept "
+                    f"(wmx conflicts {path} --show 1 prints one)")
     converged = states["Ohio"] == states["Redlands"] == states["Arizona"]
     out(f"All three repositories identical, row for row: {'yes' if converged else 'NO'}")
     return converged
