@@ -4,7 +4,7 @@ import, clear, status, conflicts, jobs, run, demo, bench.
 This module builds the parser and runs one command with what every command shares: -v/-q,
 --user and --json anywhere on the line, progress bars on a terminal, tool messages printed as
 they happen, errors as one ``ERROR`` line (or a JSON error), Ctrl-C as one line and exit code
-130. The commands live in :mod:`wmx.cli.tools`, :mod:`wmx.cli.inspect` and
+130. The commands live in :mod:`wmx.cli.tools`, :mod:`wmx.cli.status` and
 :mod:`wmx.cli.jobs`; none holds logic a Python script could not reach through the library.
 Exit codes: 0 success, 1 a tool error, 2 bad usage, 3 some children failed, 130 interrupted.
 """
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
-from wmx.cli import inspect, jobs, tools
+from wmx.cli import jobs, status, tools
 from wmx.cli.output import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         parser_class=_Parser), f"{name} ")
 
     tools.register(adder(commands, ""))
-    inspect.register(adder(commands, ""))
+    status.register(adder(commands, ""))
     jobs.register(adder(commands, ""), family)
     return parser
 
@@ -157,6 +157,3 @@ def _interruptible(run: Callable[[], int], out: Output, interrupted: str) -> int
     except BrokenPipeError:
         return EXIT_ERROR
 
-
-if __name__ == "__main__":
-    sys.exit(main())
