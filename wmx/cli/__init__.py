@@ -156,4 +156,3 @@ def _interruptible(run: Callable[[], int], out: Output, interrupted: str) -> int
         return out.finish(EXIT_INTERRUPTED, error)
     except BrokenPipeError:
         return EXIT_ERROR
-
