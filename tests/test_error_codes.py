@@ -11,6 +11,7 @@ import re
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,19 @@ def test_a_parent_that_refuses_the_acting_user_fails_the_run_with_999982_naming_
     assert "Ohio" not in str(caught.value)
 
 
+def test_clear_by_a_user_without_manage_replication_fails_with_999982_not_999999(
+        tmp_path, monkeypatch):
+    served = make_repository(tmp_path, "Redlands", "quick")
+    monkeypatch.delenv("WMX_TOKEN", raising=False)
+    monkeypatch.setenv("WMX_USER", EDITOR)
+    with running_server(served) as server, \
+            pytest.raises(errors.WmxAuthorizationError) as caught:
+        arcpy.ClearJobReplicationInfo_wmx(server.url)
+
+    assert caught.value.code == errors.NOT_AUTHORIZED
+    assert "Manage Replication" in str(caught.value)
+
+
 def test_a_conflict_is_a_999983_warning_and_the_run_still_succeeds(cluster):
     with cluster.parent() as parent:
         job = parent.create_job(1, user=ADMIN)
@@ -160,6 +174,30 @@ def test_a_child_server_that_is_no_wmserver_gets_999987(cluster, tmp_path, monke
     line = _line(result, "Web")
     assert line.startswith(f"WARNING {errors.INVALID_RESPONSE}: Web ({url}) failed")
     assert "next run" not in line
+
+
+@contextlib.contextmanager
+def _silent_server() -> Iterator[str]:
+    """A real listening socket that accepts connections and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/arcgis/rest/services/S/WMServer"
+
+
+def test_a_child_that_never_answers_gets_999988_within_the_timeout(cluster, monkeypatch):
+    monkeypatch.delenv("WMX_TOKEN", raising=False)
+    monkeypatch.setenv("WMX_TIMEOUT", "1")
+    with _silent_server() as url:
+        started = time.monotonic()
+        result = arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent",
+                                              _rows(cluster, f"Silent true {url}"))
+        elapsed = time.monotonic() - started
+
+    line = _line(result, "Silent")
+    assert line.startswith(f"WARNING {errors.TIMED_OUT}: Silent ({url}) failed")
+    assert "the next run catches it up" in line
+    assert elapsed < 10
 
 
 @pytest.mark.slow

@@ -93,3 +93,15 @@ def test_a_foreign_file_as_child_says_it_is_no_wmx_repository_not_that_the_next_
     assert "caught up" not in line and "next run" not in line
     assert "Check the URL or path" in line
 
+
+
+def test_clear_with_a_child_that_is_gone_completes_with_errors_and_says_what_to_check(cluster):
+    cluster.child_paths["Child2"].unlink()
+
+    result = arcpy.ClearJobReplicationInfo_wmx(str(cluster.parent_path))
+
+    assert result.getOutput(0) == "1" and result.status == FAILED
+    assert _closing_line(result.getMessages()).startswith("Completed with errors at ")
+    line = next(w for w in result.getMessages(1).splitlines() if "Child2" in w)
+    assert line.startswith(f"WARNING {errors.CHILD_UNREACHABLE}: Child2 (")
+    assert "was not cleared" in line and "Check the URL or path" in line

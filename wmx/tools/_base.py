@@ -2,8 +2,9 @@
 values, runs the tool body, writes arcpy's message layout, honours the severity level, and turns
 every outcome into a ``Result`` or an ``ExecuteError``.
 
-This is the single place where an exception becomes an ``ExecuteError``. It holds no replication
-logic and must never let a raw traceback from a tool body reach the user.
+This is the single place where an exception becomes an ``ExecuteError`` (a repository failure
+gets its code from :mod:`wmx.tools.failures`). It holds no replication logic and must never let
+a raw traceback from a tool body reach the user.
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from wmx.messages import (
     safe_text,
     set_last_messages,
 )
+from wmx.repository.base import RepositoryError
 from wmx.result import FAILED, SUCCEEDED, Result
+from wmx.tools.failures import UNNAMED, classify
 from wmx.valuetable import ValueTableError
 
 LOGGER = logging.getLogger("wmx.tools")
@@ -219,6 +222,10 @@ def _call_body(
     except ToolFailure as failure:
         log.add_error(failure.text, failure.code)
         return _write_runtime(log, spec), failure.outputs
+    except RepositoryError as error:  # a repository failed where the tool did not expect it
+        known = classify(error, UNNAMED)
+        log.add_error(known.text, known.code)
+        return _write_runtime(log, spec), {}
     except Exception as error:
         LOGGER.debug("Unexpected error in %s", spec.name, exc_info=True)
         log.add_error(

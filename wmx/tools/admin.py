@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from wmx.engine.identity import one_store
-from wmx.errors import CHILD_UNREACHABLE
 from wmx.repository import Repository, RepositoryError
 from wmx.repository.base import NodeInfo, NodeRecord
 from wmx.result import Result
 from wmx.tools._base import Parameter, ToolContext, ToolSpec, run_tool
 from wmx.tools.connect import open_checked, open_location
+from wmx.tools.failures import CHILD, Node, classify
 
 CLEAR = ToolSpec("ClearJobReplicationInfo", "Clear Job Replication Information", (
     Parameter("Input_Repository_URL", "Repository URL", "String"),
@@ -48,8 +48,10 @@ def _clear(ctx: ToolContext, params: dict[str, Any]) -> dict[str, str]:
             failures += not _clear_child(ctx, node, info)
         except RepositoryError as exc:
             failures += 1
-            ctx.add_warning(f"{node.name} ({node.url}) was not cleared: {exc}",
-                            CHILD_UNREACHABLE)
+            failure = classify(exc, Node(CHILD, node.name, node.url))
+            ctx.add_warning(failure.sentence("was not cleared"), failure.code)
+    if failures:
+        ctx.mark_incomplete()
     return {"Output_Status": str(failures)}
 
 

@@ -25,6 +25,7 @@ from wmx.errors import (
     NOT_AUTHORIZED,
     PARENT_UNREACHABLE,
     REPOSITORY_LOCKED,
+    TIMED_OUT,
 )
 from wmx.repository.base import (
     InvalidRequest,
@@ -33,10 +34,12 @@ from wmx.repository.base import (
     RepositoryBusy,
     RepositoryError,
     RepositoryNotFound,
+    RepositoryTimeout,
     RepositoryUnavailable,
 )
 
-PARENT, CHILD = "parent", "child"
+PARENT, CHILD, REPOSITORY = "parent", "child", "repository"
+"""Roles: the parent of a run, one of its children, or the one repository a tool works on."""
 
 
 @attrs.frozen
@@ -60,10 +63,14 @@ class Failure:
 
     @property
     def text(self) -> str:
-        who = f"{self.node.name} ({self.node.location})"
+        return self.sentence("failed")
+
+    def sentence(self, what: str) -> str:
+        """``<node> <what>: <reason>. <advice>.`` — the one wording of every failure line."""
+        who = f"{self.node.name} ({self.node.location})" if self.node.name else "The repository"
         if self.node.role == PARENT:
             who = f"The parent {who}"
-        return f"{who} failed: {self.reason.rstrip('. ')}. {self.advice}."
+        return f"{who} {what}: {self.reason.rstrip('. ')}. {self.advice}."
 
 
 class NodeFailure(RepositoryError):
@@ -89,6 +96,7 @@ _KINDS: tuple[tuple[type[BaseException], _Kind], ...] = (
     (NotAuthorized, _Kind(NOT_AUTHORIZED,
                           "Set WMX_TOKEN to a valid token and act (WMX_USER) as a user with "
                           "the Manage Replication privilege or administrator access")),
+    (RepositoryTimeout, _Kind(TIMED_OUT, None)),
     (RepositoryBusy, _Kind(REPOSITORY_LOCKED, None)),
     (RepositoryUnavailable, _Kind(None, None)),
     (RepositoryNotFound, _Kind(None, "Check the URL or path: running again will fail the "
@@ -100,9 +108,13 @@ _KINDS: tuple[tuple[type[BaseException], _Kind], ...] = (
                                               "or a WMServer service")),
     (OSError, _Kind(None, "Check that the folder exists and can be written")),
 )
-_UNREACHABLE = {PARENT: PARENT_UNREACHABLE, CHILD: CHILD_UNREACHABLE}
+_UNREACHABLE = {PARENT: PARENT_UNREACHABLE, REPOSITORY: PARENT_UNREACHABLE,
+                CHILD: CHILD_UNREACHABLE}
 _NEXT_RUN = {CHILD: "Its checkpoint did not move: the next run catches it up",
-             PARENT: "Nothing more was done; run again when it is back"}
+             PARENT: "Nothing more was done; run again when it is back",
+             REPOSITORY: "Run again when it is back"}
+UNNAMED = Node(REPOSITORY, "", "")
+"""Where a failure no tool attributed happened (the backend's message names the location)."""
 
 
 def classify(error: BaseException, node: Node) -> Failure:
