@@ -952,3 +952,37 @@ def test_a_linked_windows_path_keeps_its_folder_as_written(double: EsriDouble) -
     (attachment,) = double.attachments(job_id)
     assert (attachment["folder"], attachment["filename"], attachment["type"]) == \
         (r"\\files\plans", "sheet 1.pdf", "pdf")
+
+
+def test_eight_busy_clients_survive_two_restarts_and_leave_no_internal_error() -> None:
+    with EsriDouble() as double:
+        double.populate(20)
+        stop = threading.Event()
+        answered: list[int] = []
+
+        def client(number: int) -> None:
+            with requests.Session() as session:
+                while not stop.is_set():
+                    job_id = 1 + number % 20
+                    try:
+                        session.get(f"{double.url}/jobs/{job_id}/holds", params={"f": "json"},
+                                    timeout=5).json()
+                        session.post(f"{double.url}/jobs/{job_id}/notes/update", timeout=5,
+                                     data={"f": "json", "user": "admin", "notes": str(number)})
+                        answered.append(number)
+                    except requests.ConnectionError:
+                        time.sleep(0.01)  # the outage: try again
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for _ in range(2):
+            time.sleep(0.2)
+            double.restart()
+        time.sleep(0.2)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        assert not any(thread.is_alive() for thread in threads)
+        assert len(answered) > 8 and double.internal_errors == []
+        assert call(double, "jobs", "GET")["jobIds"] == list(range(1, 21))
