@@ -165,6 +165,19 @@ def test_a_child_that_is_not_a_replica_gets_999984_and_is_told_to_run_replicate(
     assert "run ReplicateJobData" in line and "catches it up" not in line
 
 
+def test_a_truncated_exchange_file_is_refused_with_999985(cluster, tmp_path):
+    exported = arcpy.ExportJobData_wmx(str(tmp_path), str(cluster.parent_path))
+    path = Path(exported.getOutput(1))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    seqs = cluster.seqs()
+
+    with pytest.raises(errors.WmxRuntimeError) as caught:
+        arcpy.ImportJobData_wmx(str(path), "COMBINE", str(cluster.child_paths["Child1"]))
+
+    assert caught.value.code == errors.INCOMPATIBLE_REPOSITORY
+    assert cluster.seqs() == seqs
+
+
 def test_a_child_server_that_is_no_wmserver_gets_999987(cluster, tmp_path, monkeypatch):
     monkeypatch.delenv("WMX_TOKEN", raising=False)
     with _plain_web_server(tmp_path) as url:
@@ -198,6 +211,21 @@ def test_a_child_that_never_answers_gets_999988_within_the_timeout(cluster, monk
     assert line.startswith(f"WARNING {errors.TIMED_OUT}: Silent ({url}) failed")
     assert "the next run catches it up" in line
     assert elapsed < 10
+
+
+def test_a_child_whose_disk_is_full_is_told_to_free_space_not_that_the_next_run_helps(
+        tmp_path):
+    from tests.test_disk_full import _big_parent, small_disk
+
+    parent = _big_parent(tmp_path)
+    with small_disk(tmp_path / "small") as disk:
+        child = make_repository(disk, "Child", config="minimum")
+        with pytest.raises(errors.WmxConnectionError) as caught:
+            arcpy.ReplicateJobData_wmx(str(parent), "Parent", f"Child true {child}")
+
+    line = _line(caught.value, "Child")
+    assert line.startswith(f"ERROR {errors.CHILD_UNREACHABLE}: Child ({child}) failed")
+    assert "Free space" in line and "catches it up" not in line
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from wmx.repository.base import (
     Repository,
     RepositoryBusy,
     RepositoryError,
+    RepositoryFull,
     RepositoryNotFound,
     RepositoryTimeout,
     RepositoryUnavailable,
@@ -98,6 +99,8 @@ _KINDS: tuple[tuple[type[BaseException], _Kind], ...] = (
                           "the Manage Replication privilege or administrator access")),
     (RepositoryTimeout, _Kind(TIMED_OUT, None)),
     (RepositoryBusy, _Kind(REPOSITORY_LOCKED, None)),
+    (RepositoryFull, _Kind(None, "Free space on its disk, then run again: until then "
+                               "every run fails the same way")),
     (RepositoryUnavailable, _Kind(None, None)),
     (RepositoryNotFound, _Kind(None, "Check the URL or path: running again will fail the "
                                      "same way")),
