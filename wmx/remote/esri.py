@@ -717,11 +717,31 @@ class EsriRepository:
                                 id_block_start=id_block_start)
         with self.mirror.transaction() as tx:
             self.book.restart(tx)
+        self._give_id_block(id_block_start)
         keep = set(self.mirror.job_ids())
         for job_id in sorted(set(read_job_ids(self.client)) - keep):
             self._write(job_id, f"jobs/{job_id}/delete")
         self._flush()
         return self.mirror.info()
+
+    def _give_id_block(self, start: int) -> None:
+        """The server creates its own jobs from the id block the cluster gave this node
+        (``JOB_ID_START_VALUE``, which Esri's ``updateConfigProperties`` documents), so they
+        never take an id another node hands out."""
+        properties = self._root.get("configProperties") or {}
+        if str(properties.get("JOB_ID_START_VALUE", "")) == str(start):
+            return
+        try:
+            answer = self.client.post("updateConfigProperties",
+                                      properties=codec.dumps({"JOB_ID_START_VALUE": str(start)}))
+        except InvalidRequest as exc:
+            answer = {"error": str(exc)}
+        if answer.get("returnCode") != 1:
+            self._warn(f"id-block:{start}", "JOB_ID_START_VALUE",
+                       f"the server did not take {start} ({answer.get('error', 'refused')}); "
+                       "jobs created there may take ids that other nodes hand out")
+            return
+        self._root, self._config = self.client.root(), None
 
     def abort_load(self, load_id: str) -> None:
         self.mirror.abort_load(load_id)
