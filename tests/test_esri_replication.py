@@ -248,3 +248,21 @@ def test_replicate_into_an_esri_child_replaces_its_jobs_keeping_the_parent_ids(e
         assert [h.hold_comments for h in repository.holds(job.id)] == ["hold it"]
     assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold it"]
     assert_documented_only(esri)
+
+
+def test_each_resource_of_an_esri_server_is_read_once_a_run_and_attachment_bytes_once_ever(
+        esri, tmp_path):
+    jobs = 30
+    for number in range(jobs):
+        job = esri.seed_job(name=f"job {number}")
+        esri.seed_attachment(job, content=b"x" * number, filename=f"{number}.bin")
+    child = make_repository(tmp_path, "Child")
+    per_run = 8 + 7 * jobs  # root, replication/info, 3 job types, users, groups, jobs; per job 7
+    assert replicate(esri.url, Child=child).status_code == 0
+    reads = [r for r in esri.requests if r.path != PROBE]
+    assert len(reads) == per_run + jobs, "one download per embedded attachment"
+    assert len({(r.path, tuple(sorted(r.params.items()))) for r in reads}) == len(reads)
+    esri.clear_requests()
+    assert synchronize(esri.url, Child=child).status_code == 0
+    assert len(esri.requests) == per_run
+    assert not [r for r in esri.requests if r.path.endswith("/content")]
