@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +37,52 @@ BOMB_BYTES = 1024 * 1024 * 1024
 """What the gzip bomb inflates to (it is about 1 MB on the wire)."""
 DRIP_SECONDS = 0.5
 _BLOCK = 1024 * 1024
+
+
+_TOOL_SCRIPT = textwrap.dedent("""
+    import json, logging, sys, time
+    import wmx
+    started = time.monotonic()
+    failed_at = []
+
+    class FirstFailure(logging.Handler):
+        def emit(self, record):
+            if "failed" in record.getMessage() and not failed_at:
+                failed_at.append(time.monotonic() - started)
+
+    logging.getLogger("wmx.engine").addHandler(FirstFailure())
+    logging.getLogger("wmx.engine").setLevel(logging.INFO)
+    try:
+        result = getattr(wmx, sys.argv[1])(*sys.argv[2:])
+        status, messages = result.getOutput(0), result.getMessages()
+    except wmx.ExecuteError as exc:
+        status, messages = "raised", str(exc)
+    elapsed = time.monotonic() - started
+    peak = None
+    try:
+        with open("/proc/self/status") as status_file:
+            for line in status_file:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    print(json.dumps({"status": status, "messages": messages, "peak_mb": peak,
+                      "failed_after": failed_at[0] if failed_at else None,
+                      "elapsed": elapsed}))
+""")
+
+
+def run_tool(tool: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``wmx.<tool>(*args)`` in a fresh interpreter, as a script would, and answer its
+    status output (``"raised"`` for an ExecuteError), messages, peak resident memory in MB
+    (VmHWM; None where /proc is missing), seconds until the engine first logged a failure,
+    and seconds the tool took."""
+    done = subprocess.run([sys.executable, "-c", _TOOL_SCRIPT, tool, *args],
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=600, cwd=Path(__file__).resolve().parents[1])
+    if done.returncode != 0:
+        raise AssertionError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _forwarded(headers: Any) -> dict[str, str]:

@@ -2,24 +2,22 @@
 the replication timeout and with bounded memory, nothing it sent reaches another repository,
 and the healthy child is synchronized.
 
-Each sync runs in a subprocess (the arcpy-style tool, as a script would call it), so its peak
-resident memory (VmHWM) is the run's own; the servers and the hostile peer run here.
+Each sync runs in a subprocess (the arcpy-style tool, as a script would call it: see
+:func:`tests.hostile_peer.run_tool`), so its peak resident memory is the run's own; the
+servers and the hostile peer run here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.hostile_peer import MODES, HostilePeer
+from tests.hostile_peer import MODES, HostilePeer, run_tool
 from tests.http_helpers import ADMIN, Client, make_repository
 from wmx import arcpy
 from wmx.repository.embedded import EmbeddedRepository
@@ -33,39 +31,6 @@ PEAK_RSS_MB = 100
 """SPEC §4: no peer's answer may raise a run's memory past about 100 MB."""
 SLACK_SECONDS = 8.0
 """Beyond the timeout: the healthy child's sync and the interpreter's start on a busy machine."""
-
-SYNC_SCRIPT = textwrap.dedent("""
-    import json, logging, sys, time
-    import wmx
-    started = time.monotonic()
-    failed_at = []
-
-    class FirstFailure(logging.Handler):
-        def emit(self, record):
-            if "failed" in record.getMessage() and not failed_at:
-                failed_at.append(time.monotonic() - started)
-
-    logging.getLogger("wmx.engine").addHandler(FirstFailure())
-    logging.getLogger("wmx.engine").setLevel(logging.INFO)
-    parent, rows = sys.argv[1], sys.argv[2]
-    try:
-        result = wmx.SynchronizeJobData_wmx(parent, "Parent", rows)
-        status, messages = result.getOutput(0), result.getMessages()
-    except wmx.ExecuteError as exc:
-        status, messages = "raised", str(exc)
-    peak = 0
-    try:
-        with open("/proc/self/status") as status_file:
-            for line in status_file:
-                if line.startswith("VmHWM:"):
-                    peak = int(line.split()[1]) // 1024
-    except OSError:
-        peak = None
-    print(json.dumps({"status": status, "messages": messages, "peak_mb": peak,
-                      "failed_after": failed_at[0] if failed_at else None,
-                      "elapsed": time.monotonic() - started}))
-""")
-
 
 def _names(client: Client) -> set[str]:
     return {client.get(f"jobs/{job_id}")["name"] for job_id in client.get("jobs")["jobIds"]}
@@ -98,12 +63,8 @@ def cluster(tmp_path_factory):
 
 
 def _sync(parent: Path, rows: str) -> dict[str, Any]:
-    env = {**os.environ, "WMX_USER": ADMIN, "WMX_TIMEOUT": str(TIMEOUT_SECONDS)}
-    done = subprocess.run([sys.executable, "-c", SYNC_SCRIPT, str(parent), rows], env=env,
-                          capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_tool("SynchronizeJobData_wmx", [str(parent), "Parent", rows],
+                    {"WMX_USER": ADMIN, "WMX_TIMEOUT": str(TIMEOUT_SECONDS)})
 
 
 FIGURES: dict[str, dict[str, Any]] = {}
