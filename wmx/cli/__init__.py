@@ -22,6 +22,7 @@ from wmx.cli.output import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    INTERRUPTED_WRITING,
     CommandError,
     Output,
     apply_user_option,
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def adder(group: Any, prefix: str) -> Callable[..., argparse.ArgumentParser]:
         def command(name: str, handler: Optional[Callable[..., int]], help_text: str,
-                    example: str, interrupted: str = tools.CHECKPOINT_SAFE
+                    example: str, interrupted: str = INTERRUPTED_WRITING
                     ) -> argparse.ArgumentParser:
             sub = group.add_parser(name, help=help_text, description=help_text,
                                    parents=[common],
@@ -122,8 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Output("wmx", as_json="--json" in argv)
     at = _command_word(argv)
     if at is not None and argv[at] == _PASS_THROUGH:
-        return _interruptible(lambda: tools.cmd_bench(argv[at + 1:]), out,
-                              tools.CHECKPOINT_SAFE)
+        return _interruptible(lambda: tools.cmd_bench(argv[at + 1:]), out, "interrupted.")
     try:
         args = build_parser().parse_args(argv)
     except CommandError as error:

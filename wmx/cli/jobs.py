@@ -13,7 +13,14 @@ import random
 import re
 from typing import Any, Callable
 
-from wmx.cli.output import EXIT_OK, CommandError, Output, acting_user, repository_failure
+from wmx.cli.output import (
+    EXIT_OK,
+    INTERRUPTED_READING,
+    CommandError,
+    Output,
+    acting_user,
+    repository_failure,
+)
 from wmx.errors import INVALID_VALUE
 from wmx.model.records import ActivityType, HoldType, Job, JobStatus, JobType, Priority, User
 from wmx.repository import RepositoryError
@@ -257,12 +264,13 @@ def register(command: Callable[..., argparse.ArgumentParser],
                   "wmx jobs list redlands.wmxdb --json")
 
     sub = jobs("list", cmd_list, "list the jobs, with type, status and priority names",
-               "wmx jobs list http://localhost:8080/arcgis/rest/services/Redlands/WMServer")
+               "wmx jobs list http://localhost:8080/arcgis/rest/services/Redlands/WMServer",
+               INTERRUPTED_READING)
     sub.add_argument("location", help="repository path or WMServer URL")
     sub.add_argument("--limit", type=int, metavar="N", help="show only the first N jobs")
 
     sub = jobs("show", cmd_show, "one job: its fields, holds, notes and history",
-               "wmx jobs show redlands.wmxdb 12")
+               "wmx jobs show redlands.wmxdb 12", INTERRUPTED_READING)
     sub.add_argument("location", help="repository path or WMServer URL")
     sub.add_argument("id", type=job_id, help="the job id")
 

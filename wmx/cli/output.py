@@ -27,6 +27,19 @@ from wmx.messages import ERROR, INFORMATIVE, Message
 from wmx.tools.connect import USER_VARIABLE
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+# What Ctrl-C leaves behind, by kind of command (printed as "wmx: <text>", exit code 130).
+INTERRUPTED_READING = "interrupted; nothing was changed (this command only reads)."
+INTERRUPTED_WRITING = ("interrupted; every change already made is complete and kept, none was "
+                       "half-written.")
+INTERRUPTED_COPYING = ("interrupted; nothing was changed in the child being copied (a copy is "
+                       "swapped in only when complete). Children already copied stay copied; "
+                       "run the command again to finish.")
+INTERRUPTED_CHECKPOINTED = ("interrupted; what was already applied is kept and checkpointed, so "
+                            "running the same command again completes it without sending "
+                            "anything twice.")
+INTERRUPTED_EXPORTING = ("interrupted; no exchange file was left behind (a file appears only "
+                         "when complete).")
+INTERRUPTED_CREATING = "interrupted; no repository was created."
 SCHEMA = "wmx-cli/1"
 """Version of the ``--json`` document (docs/cli-json.md); bumped only for incompatible changes."""
 

@@ -11,7 +11,14 @@ import argparse
 import json
 from typing import Any, Callable, Optional
 
-from wmx.cli.output import EXIT_OK, CommandError, Output, acting_user, repository_failure
+from wmx.cli.output import (
+    EXIT_OK,
+    INTERRUPTED_READING,
+    CommandError,
+    Output,
+    acting_user,
+    repository_failure,
+)
 from wmx.engine.status import StatusReport, repository_status
 from wmx.errors import INVALID_VALUE
 from wmx.model.clock import stamp_datetime
@@ -194,7 +201,7 @@ def _restore_job(repository: Any, conflict: ConflictRecord, user: str) -> str:
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     sub = command("status", cmd_status, "show a repository's cluster, checkpoints and conflicts",
-                  "wmx status redlands.wmxdb --conflicts 5")
+                  "wmx status redlands.wmxdb --conflicts 5", INTERRUPTED_READING)
     sub.add_argument("location", help="repository path or WMServer URL")
     sub.add_argument("--conflicts", type=int, default=10, metavar="N",
                      help="how many of the latest conflicts to list (default 10)")

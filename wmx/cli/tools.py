@@ -16,6 +16,10 @@ from wmx.cli.output import (
     EXIT_OK,
     EXIT_PARTIAL,
     EXIT_USAGE,
+    INTERRUPTED_CHECKPOINTED,
+    INTERRUPTED_COPYING,
+    INTERRUPTED_CREATING,
+    INTERRUPTED_EXPORTING,
     CommandError,
     Output,
 )
@@ -29,12 +33,6 @@ CHILDREN_HELP = {
     "sync": "value table, one row per child: 'NAME CONNECTED URL [LAST_SYNC_TIME]', rows "
             "separated by ';' (the Output_LastSync of the previous run fits as it is)",
 }
-REPLICA_SAFE = ("interrupted; nothing was changed in the child being copied (a copy is swapped "
-                "in only when complete). Children already copied stay copied; run the command "
-                "again to finish.")
-CHECKPOINT_SAFE = ("interrupted; what was already applied is kept and checkpointed, so running "
-                   "the same command again completes it without sending anything twice.")
-FILE_SAFE = "interrupted; no exchange file was left behind (a file appears only when complete)."
 
 
 def result_data(result: Result) -> dict[str, Any]:
@@ -74,6 +72,10 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
         raise CommandError(None, f"{text}; {_why_not_writable(path)}") from None
     except (RepositoryError, ValueError) as exc:
         raise CommandError(None, str(exc)) from None
+    except KeyboardInterrupt:
+        if not existed:
+            _remove_partial(path)
+        raise
     with repository:
         info = repository.info()
     out.data = {"path": str(path), "name": info.name, "config": args.config,
@@ -176,7 +178,7 @@ def cmd_bench(argv: list[str]) -> int:
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add these commands; ``command(name, handler, help, example, interrupted)``."""
     sub = command("init", cmd_init, "create an embedded repository file",
-                  "wmx init redlands.wmxdb --name Redlands --config quick")
+                  "wmx init redlands.wmxdb --name Redlands --config quick", INTERRUPTED_CREATING)
     sub.add_argument("path", help="the new repository file (must not exist)")
     sub.add_argument("--name", required=True, help="the repository's name (as value tables "
                                                    "and messages name it)")
@@ -199,13 +201,13 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     sub = command("replicate", cmd_replicate,
                   "ReplicateJobData: make every child a copy of the parent",
                   "wmx replicate redlands.wmxdb Redlands \"Ohio true ohio.wmxdb;Arizona true "
-                  "http://az:8080/arcgis/rest/services/Arizona/WMServer\"", REPLICA_SAFE)
+                  "http://az:8080/arcgis/rest/services/Arizona/WMServer\"", INTERRUPTED_COPYING)
     _cluster_arguments(sub, "replicate")
 
     sub = command("sync", cmd_sync,
                   "SynchronizeJobData: two-way sync of the parent and its children",
                   "wmx sync redlands.wmxdb Redlands \"Ohio true ohio.wmxdb 2011-08-08 12:00;"
-                  "Arizona true arizona.wmxdb\" --policy newest", CHECKPOINT_SAFE)
+                  "Arizona true arizona.wmxdb\" --policy newest", INTERRUPTED_CHECKPOINTED)
     _cluster_arguments(sub, "sync")
     sub.add_argument("--dry-run", action="store_true",
                      help="report what a real run would do and write nothing")
@@ -215,7 +217,8 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
 
     sub = command("export", cmd_export,
                   "ExportJobData: write a .jxl exchange file for a disconnected child",
-                  "wmx export outbox/ redlands.wmxdb --since \"2026-11-01 00:00\"", FILE_SAFE)
+                  "wmx export outbox/ redlands.wmxdb --since \"2026-11-01 00:00\"",
+                  INTERRUPTED_EXPORTING)
     sub.add_argument("folder", help="folder that receives the .jxl file")
     sub.add_argument("location", help="repository path or WMServer URL to export")
     sub.add_argument("--name", help="the repository's name, checked before anything is read")
@@ -224,8 +227,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--until", metavar="TIME", help="only changes made before this time")
 
     sub = command("import", cmd_import, "ImportJobData: load a .jxl exchange file",
-                  "wmx import inbox/Redlands_20261201.jxl ohio.wmxdb --merge COMBINE",
-                  CHECKPOINT_SAFE)
+                  "wmx import inbox/Redlands_20261201.jxl ohio.wmxdb --merge COMBINE")
     sub.add_argument("file", help="the .jxl file to load")
     sub.add_argument("location", help="repository path or WMServer URL to load it into")
     sub.add_argument("--merge", choices=("COMBINE", "REPLACE"), default="COMBINE",
