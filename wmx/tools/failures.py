@@ -1,6 +1,6 @@
 """The one place where a repository or transport failure becomes what a tool reports: which
 node failed (the parent or a child, by name and location), the documented code (and so the
-exception class, see ``wmx.errors``), whether the next run can help, and what to do instead.
+exception class, see ``wmx.errors``), and whether the next run can help or what to do instead.
 
 Tools hand the engine repositories wrapped by :func:`guard`, so that a failure of the parent is
 told apart from a child's wherever in the run it happens. This module must never retry,
@@ -59,7 +59,6 @@ class Failure:
     code: int
     node: Node
     reason: str
-    transient: bool
     advice: str
 
     @property
@@ -88,7 +87,7 @@ class _Kind:
     code: Optional[int]
     """None: the "cannot be reached" code of the node's role (999980 or 999981)."""
     advice: Optional[str]
-    """None: a transient cause, which the next run can get past."""
+    """None: a transient cause, which the next run can get past (the role's wording)."""
 
 
 #: Most specific first: the first class an error is an instance of decides.
@@ -128,7 +127,7 @@ def classify(error: BaseException, node: Node) -> Failure:
         if isinstance(error, kind_of):
             code = _UNREACHABLE[node.role] if kind.code is None else kind.code
             advice = _NEXT_RUN[node.role] if kind.advice is None else kind.advice
-            return Failure(code, node, str(error), kind.advice is None, advice)
+            return Failure(code, node, str(error), advice)
     raise TypeError(f"{type(error).__name__} is not a repository failure") from error
 
 
