@@ -20,7 +20,10 @@ import pytest
 from tests.hostile_peer import MODES, HostilePeer, run_tool
 from tests.http_helpers import ADMIN, Client, make_repository
 from wmx import arcpy
+from wmx.repository import transport
+from wmx.repository.base import RepositoryTimeout
 from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.rest import RestRepository
 from wmx.server.run import ServerThread
 
 pytestmark = pytest.mark.http
@@ -104,3 +107,25 @@ def test_a_hostile_child_fails_alone_within_its_timeout_and_the_healthy_child_is
     # ...and the healthy child was synchronized both ways.
     assert parent_job in _names(healthy)
     assert healthy_job in _parent_names(parent)
+
+
+def test_a_silent_server_is_asked_once_and_reported_as_a_timeout(tmp_path) -> None:
+    with ServerThread(make_repository(tmp_path, "Quiet", "minimum")) as server, \
+            HostilePeer(server.url, "silent") as peer:
+        started = time.monotonic()
+        with pytest.raises(RepositoryTimeout, match="did not answer within 1 s"):
+            RestRepository(peer.url, user=ADMIN, timeout=1.0, retries=3)
+        elapsed = time.monotonic() - started
+    assert len(peer.requests) == 1, peer.requests
+    assert elapsed < 1.8
+
+
+def test_https_to_a_plain_http_server_fails_within_the_connect_limit(tmp_path, monkeypatch
+                                                                     ) -> None:
+    monkeypatch.setattr(transport, "CONNECT_SECONDS", 1.0)  # 10 s in production
+    with ServerThread(make_repository(tmp_path, "Plain", "minimum")) as server:
+        started = time.monotonic()
+        with pytest.raises(RepositoryTimeout):
+            RestRepository("https://" + server.url.split("://", 1)[1], user=ADMIN,
+                           timeout=30.0, retries=3)
+        assert time.monotonic() - started < 2.5
