@@ -266,3 +266,20 @@ def test_each_resource_of_an_esri_server_is_read_once_a_run_and_attachment_bytes
     assert synchronize(esri.url, Child=child).status_code == 0
     assert len(esri.requests) == per_run
     assert not [r for r in esri.requests if r.path.endswith("/content")]
+
+
+def test_job_operations_on_an_esri_server_go_to_it_and_travel_to_the_cluster(esri, tmp_path):
+    child = make_repository(tmp_path, "Child")
+    assert replicate(esri.url, Child=child).status_code == 0
+    with wmx.open_repository(esri.url, user=ADMIN) as server:
+        job = server.create_job(2, user=ADMIN, name="made through wmx jobs")
+        server.create_hold(job.id, 1, user=ADMIN, comments="hold via wmx")
+        assert [j.name for j in map(server.get_job, server.jobs())] == ["made through wmx jobs"]
+    assert esri.job(job.id)["name"] == "made through wmx jobs"
+    assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold via wmx"]
+    assert synchronize(esri.url, Child=child).status_code == 0
+    with EmbeddedRepository(child) as repository:
+        assert repository.get_job(job.id).name == "made through wmx jobs"
+        assert [h.hold_comments for h in repository.holds(job.id)] == ["hold via wmx"]
+    assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold via wmx"]
+    assert_documented_only(esri)

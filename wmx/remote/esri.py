@@ -107,6 +107,21 @@ def activity_keys(records: Sequence[Activity]) -> list[str]:
     return keys
 
 
+_MIRROR_READS = frozenset({
+    "jobs", "get_job", "holds", "get_hold", "get_notes", "activity", "attachments",
+    "attachment_content", "dependencies", "extended_properties", "list_config", "get_config",
+    "users", "groups", "config_properties", "user_privileges", "may_replicate"})
+"""Esri-level reads (``wmx jobs``, ``wmx status``): answered by the mirror once it has read the
+server in this run."""
+_MIRROR_WRITES = frozenset({
+    "create_job", "update_job", "assign_job", "close_job", "reopen_job", "delete_job",
+    "create_hold", "release_hold", "set_notes", "log_action", "add_attachment",
+    "delete_attachment", "add_dependency", "delete_dependency", "add_extended_property",
+    "update_extended_property", "delete_extended_property"})
+"""Esri-level writes: made in the mirror as the server's own edit, then pushed to it like any
+change (so they also travel to the cluster at the next sync)."""
+
+
 class _Refused(Exception):
     """This element cannot be written to the Esri server; the text says why."""
 
@@ -163,6 +178,26 @@ class EsriRepository:
     def warnings(self) -> list[str]:
         """Every element this run could not write to the server, one line each."""
         return list(self._warned.values())
+
+    def __getattr__(self, name: str) -> Any:
+        """The Esri-level job operations (``wmx jobs …``) over the mirror; see
+        :data:`_MIRROR_READS` and :data:`_MIRROR_WRITES`."""
+        if name in _MIRROR_READS:
+            self._pull()
+            return getattr(self.mirror, name)
+        if name not in _MIRROR_WRITES:
+            raise AttributeError(name)
+        operation = getattr(self.mirror, name)
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self._pull()
+            with self.mirror.transaction() as tx:
+                result = operation(*args, **kwargs)
+                self.book.mark_pending_since(tx, tx.seq_start)
+            self._flush()
+            return result
+
+        return write
 
     def _repository_name(self) -> str:
         """The node name ``replication/info`` gives this server, else the service name."""
