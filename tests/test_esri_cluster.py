@@ -189,3 +189,14 @@ def test_deleting_the_state_folder_duplicates_nothing_and_deletes_nothing(tmp_pa
             names = [repository.get_job(j).name for j in repository.jobs()]
             assert len(names) == len(set(names))
         assert_documented_only(esri)
+
+
+def test_an_esri_server_listed_twice_under_two_spellings_is_refused_before_any_write(tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        esri.seed_job(name="kept")
+        other = esri.url.replace("127.0.0.1", "localhost").replace("WMServer", "wmserver")
+        with pytest.raises(wmx.ExecuteError, match=r"000733|000589"):
+            wmx.ReplicateJobData(str(parent), "Parent", f"A true {esri.url};B true {other}")
+        assert _posts(esri, "") == 0
+        assert [j["name"] for j in map(esri.job, esri.jobs)] == ["kept"]

@@ -1,0 +1,126 @@
+"""Convergence with an Esri server among the nodes: whatever the users of a wmx parent, an
+embedded child and an Esri child do, and in whatever order, a few syncs later all three show
+the same jobs, notes, holds and activity (the property the engine guarantees for wmx nodes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import wmx
+from tests.esri_double import EsriDouble
+from tests.http_helpers import ADMIN, make_repository
+from wmx.repository.embedded import EmbeddedRepository
+
+NODES = ("parent", "child", "esri")
+ACTIONS = st.lists(st.tuples(
+    st.sampled_from(NODES),
+    st.sampled_from(("create", "rename", "notes", "hold", "release", "comment")),
+    st.integers(0, 3), st.text("abcdef ", min_size=1, max_size=6)), max_size=8)
+
+
+def _esri_act(double: EsriDouble, action: str, pick: int, text: str) -> None:
+    jobs = sorted(double.jobs)
+    if action == "create" or not jobs:
+        # A server numbers its new jobs from JOB_ID_START_VALUE (the block replicate gave it).
+        start = int(double.config_properties["JOB_ID_START_VALUE"])
+        double.seed_job(name=f"esri {text}", jobTypeId=1,
+                        id=max((j for j in jobs if j >= start), default=start - 1) + 1)
+        return
+    job = jobs[pick % len(jobs)]
+    if action == "rename":
+        double.update_job(job, name=f"esri {text}")
+    elif action == "notes":
+        double.seed_note(job, f"esri {text}")
+    elif action == "hold":
+        double.seed_hold(job, type=1, holdComments=f"esri {text}")
+    elif action == "release":
+        held = [h for h in double.holds(job) if h["releaseDate"] is None]
+        if held:
+            double.job_holds[job][held[0]["id"]].update(
+                releasedBy=ADMIN, releaseDate=double.now_ms(), releaseComments=text)
+    else:
+        double.seed_activity(job, type=7, message=f"esri {text}", user=ADMIN)
+
+
+def _wmx_act(repository: EmbeddedRepository, action: str, pick: int, text: str) -> None:
+    jobs = repository.jobs()
+    if action == "create" or not jobs:
+        repository.create_job(1, user=ADMIN, name=f"wmx {text}")
+        return
+    job = jobs[pick % len(jobs)]
+    if action == "rename":
+        repository.update_job(job, user=ADMIN, name=f"wmx {text}")
+    elif action == "notes":
+        repository.set_notes(job, f"wmx {text}", user=ADMIN)
+    elif action == "hold":
+        repository.create_hold(job, 1, user=ADMIN, comments=f"wmx {text}")
+    elif action == "release":
+        held = [h for h in repository.holds(job) if h.release_date is None]
+        if held:
+            repository.release_hold(job, held[0].id, user=ADMIN, comments=text)
+    else:
+        repository.log_action(job, 7, user=ADMIN, comments=f"wmx {text}")
+
+
+def _view_of_wmx(path: Path) -> dict:
+    with EmbeddedRepository(path) as repository:
+        return {job: (repository.get_job(job).name, repository.get_notes(job),
+                      sorted((h.hold_comments, h.release_date is not None)
+                             for h in repository.holds(job)),
+                      Counter(a.message for a in repository.activity(job) if a.type == 7))
+                for job in repository.jobs()}
+
+
+def _view_of_esri(double: EsriDouble) -> dict:
+    return {job: (double.job(job)["name"], double.notes(job),
+                  sorted((h["holdComments"], h["releaseDate"] is not None)
+                         for h in double.holds(job)),
+                  Counter(a["message"] for a in double.activity(job) if a["type"] == 7))
+            for job in sorted(double.jobs)}
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory) -> tuple[Path, Path]:
+    """A parent and a child made once; each example works on byte copies of them (two
+    templates, so the parent and the child are two identities)."""
+    folder = tmp_path_factory.mktemp("templates")
+    return make_repository(folder, "Parent"), make_repository(folder, "Child")
+
+
+@pytest.mark.slow
+@settings(max_examples=int(os.environ.get("WMX_ESRI_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=ACTIONS)
+def test_a_cluster_with_an_esri_child_converges_whatever_its_users_do(actions, monkeypatch,
+                                                                      templates):
+    folder = Path(tempfile.mkdtemp())
+    monkeypatch.setenv("WMX_STATE_DIR", str(folder / "state"))
+    monkeypatch.setenv("WMX_USER", ADMIN)
+    try:
+        with EsriDouble(users=(ADMIN,), auto_activity=False) as esri:
+            parent = Path(shutil.copy(templates[0], folder / "parent.wmxdb"))
+            child = Path(shutil.copy(templates[1], folder / "child.wmxdb"))
+            rows = f"Esri true {esri.url};Child true {child}"
+            assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+            for node, action, pick, text in actions:
+                if node == "esri":
+                    _esri_act(esri, action, pick, text)
+                else:
+                    with EmbeddedRepository(parent if node == "parent" else child) as repo:
+                        _wmx_act(repo, action, pick, text)
+            for _ in range(3):
+                result = wmx.SynchronizeJobData(str(parent), "Parent", rows)
+                assert result.status_code == 0, result.getMessages()
+            view = _view_of_wmx(parent)
+            assert _view_of_wmx(child) == view
+            assert _view_of_esri(esri) == view
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
