@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
+import os
 import re
+import shutil
 import socket
 import sqlite3
 import threading
@@ -19,7 +21,9 @@ import pytest
 
 from tests.conftest import ADMIN
 from tests.http_helpers import EDITOR, make_repository, running_server
+from tests.test_disk_full import _big_parent, small_disk
 from wmx import arcpy, errors
+from wmx.repository.embedded import EmbeddedRepository
 from wmx.result import SUCCEEDED
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "errors.md"
@@ -215,8 +219,6 @@ def test_a_child_that_never_answers_gets_999988_within_the_timeout(cluster, monk
 
 def test_a_child_whose_disk_is_full_is_told_to_free_space_not_that_the_next_run_helps(
         tmp_path):
-    from tests.test_disk_full import _big_parent, small_disk
-
     parent = _big_parent(tmp_path)
     with small_disk(tmp_path / "small") as disk:
         child = make_repository(disk, "Child", config="minimum")
@@ -226,6 +228,29 @@ def test_a_child_whose_disk_is_full_is_told_to_free_space_not_that_the_next_run_
     line = _line(caught.value, "Child")
     assert line.startswith(f"ERROR {errors.CHILD_UNREACHABLE}: Child ({child}) failed")
     assert "Free space" in line and "catches it up" not in line
+
+
+def test_a_parent_whose_disk_fills_up_mid_sync_fails_the_run_with_999980_naming_the_parent(
+        tmp_path):
+    with small_disk(tmp_path / "small") as disk:
+        parent = make_repository(disk, "Parent")
+        child = make_repository(tmp_path, "Child1", "minimum")
+        arcpy.ReplicateJobData_wmx(str(parent), "Parent", f"Child1 true {child}")
+        with EmbeddedRepository(child) as repository:
+            job = repository.create_job(1, user=ADMIN)
+            repository.add_attachment(job.id, "scan.tif", os.urandom(1024 * 1024), user=ADMIN)
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * (shutil.disk_usage(disk).free - 256 * 1024))
+
+        with pytest.raises(errors.WmxConnectionError) as caught:
+            arcpy.SynchronizeJobData_wmx(str(parent), "Parent", f"Child1 true {child}")
+        filler.unlink()
+
+    err = caught.value
+    assert err.code == errors.PARENT_UNREACHABLE
+    assert f"ERROR {errors.PARENT_UNREACHABLE}: The parent Parent ({parent}) failed" in str(err)
+    assert "Free space" in str(err) and "Child1 (" not in str(err)
+    assert "the parent failed" in _line(err, "Child1")
 
 
 @pytest.mark.slow
