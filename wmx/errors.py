@@ -45,16 +45,27 @@ INVALID_VALUE = 589
 UNEXPECTED_ERROR = 999999
 
 # --- wmx's own runtime codes: the block 999980-999989 (see docs/errors.md) ------------------
+# Which repository failure gets which code is decided in one place, wmx.tools.failures.
 
+#: The parent (or the one repository a tool works on) cannot be reached, is missing, or full.
 PARENT_UNREACHABLE = 999980
+#: A child cannot be reached, names no wmx repository, or its disk is full.
 CHILD_UNREACHABLE = 999981
+#: A token was missing or refused, or the acting user lacks Manage Replication.
 NOT_AUTHORIZED = 999982
+#: A WARNING per conflict (kept in the conflict log); never stops a run.
 REPLICATION_CONFLICT = 999983
+#: The child is not a replica of this parent (run ReplicateJobData first).
 NOT_A_REPLICA = 999984
+#: ImportJobData refused an exchange file (damaged, truncated, foreign) before writing.
 INCOMPATIBLE_REPOSITORY = 999985
+#: The closing WARNING of a partial run: some children failed, the others were done.
 SYNC_INCOMPLETE = 999986
+#: The other side answered with no valid WMServer reply, or refused what it was sent.
 INVALID_RESPONSE = 999987
+#: A request took longer than the replication timeout.
 TIMED_OUT = 999988
+#: Another process held the repository's write lock longer than the wait allows.
 REPOSITORY_LOCKED = 999989
 
 WMX_CODES = range(999980, 999990)
