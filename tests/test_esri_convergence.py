@@ -124,3 +124,34 @@ def test_a_cluster_with_an_esri_child_converges_whatever_its_users_do(actions, m
             assert _view_of_esri(esri) == view
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+@settings(max_examples=int(os.environ.get("WMX_ESRI_PARENT_EXAMPLES", "15")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=ACTIONS)
+def test_a_cluster_under_an_esri_parent_converges_whatever_its_users_do(actions, monkeypatch,
+                                                                        templates):
+    folder = Path(tempfile.mkdtemp())
+    monkeypatch.setenv("WMX_STATE_DIR", str(folder / "state"))
+    monkeypatch.setenv("WMX_USER", ADMIN)
+    try:
+        with EsriDouble(users=(ADMIN,), auto_activity=False) as esri:
+            one = Path(shutil.copy(templates[0], folder / "one.wmxdb"))
+            two = Path(shutil.copy(templates[1], folder / "two.wmxdb"))
+            rows = f"One true {one};Two true {two}"
+            assert wmx.ReplicateJobData(esri.url, "Redlands", rows).status_code == 0
+            for node, action, pick, text in actions:
+                if node == "esri":
+                    _esri_act(esri, action, pick, text)
+                else:
+                    with EmbeddedRepository(one if node == "parent" else two) as repo:
+                        _wmx_act(repo, action, pick, text)
+            for _ in range(3):
+                result = wmx.SynchronizeJobData(esri.url, "Redlands", rows)
+                assert result.status_code == 0, result.getMessages()
+            view = _view_of_esri(esri)
+            assert _view_of_wmx(one) == view
+            assert _view_of_wmx(two) == view
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
