@@ -33,9 +33,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple, Optional
 
 DECISIONS = """\
-* Unknown or malformed path, unknown parameter, HTTP verb other than GET/POST: error 400
+* Unknown or malformed path, unknown parameter (also inside update `properties`): error 400
   "Unable to complete operation." (details name the path or parameter), recorded in
   `undocumented`; a path outside the service (other service, other folder): error 404.
+  Recorded before the token is checked, answered after it (a 499/498 comes first).
 * HEAD/OPTIONS/PUT/DELETE/PATCH: error 405, recorded in `undocumented`.
 * Documented paths the double does not implement (reports, workflow, spatialNotification...):
   error 400 "not implemented by the double", recorded in `unimplemented`.
