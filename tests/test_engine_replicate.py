@@ -43,14 +43,15 @@ def test_children_receive_disjoint_job_id_blocks(tmp_path):
     assert all(start % ID_BLOCK_SIZE == 1 for start in starts)
 
 
-def test_replicating_again_keeps_a_childs_block_and_replaces_its_contents(cluster):
+def test_replicating_again_keeps_a_childs_block_and_first_consolidates_its_edits(cluster):
     with cluster.child("Child1") as child:
         block = child.info().id_block_start
-        child.create_job(1, user=ADMIN)
+        job = child.create_job(1, user=ADMIN).id
     cluster.replicate(["Child1"])
-    with cluster.child("Child1") as child:
+    with cluster.child("Child1") as child, cluster.parent() as parent:
         assert child.info().id_block_start == block
-        assert child.jobs() == []
+        assert child.jobs() == parent.jobs() == [job]
+        assert child.all_rows() == parent.all_rows()
 
 
 def test_replicate_records_children_as_cluster_nodes(cluster):

@@ -22,17 +22,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from wmx.model import codec
-from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy, incoming_wins, precedence
+from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy
 from wmx.model.clock import AHEAD_LIMIT_MS, HybridLogicalClock, WallClock
 from wmx.model.guids import new_guid
 from wmx.model.records import (
     ID_BLOCK_SIZE,
     NAMED_KINDS,
-    RECORD_TYPES,
-    RENUMBERED_KINDS,
     Record,
 )
-from wmx.model.records import _camel as camel_case
 from wmx.model.validation import InvalidElement, check_row
 from wmx.repository.base import (
     ApplyReport,
@@ -49,6 +46,9 @@ from wmx.repository.base import (
     SnapshotPage,
 )
 from wmx.repository.jobs import JobTracking
+from wmx.store.apply import apply_versions
+from wmx.store.merge import MergeContext
+from wmx.store.protocol import StoredVersion
 
 SCHEMA_VERSION = "1"
 APPLICATION_ID = 0x776D7831
@@ -314,6 +314,62 @@ class _Transaction:
             self.cursor.execute(
                 f"INSERT INTO elements ({_COLUMNS}, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (*change.to_row(), seq))
+
+
+class _ApplyTarget:
+    """This store inside one write transaction, as the shared apply algorithm sees it
+    (:class:`wmx.store.protocol.ApplyTarget`): SQL only, no rule."""
+
+    def __init__(self, store: EmbeddedRepository, tx: _Transaction) -> None:
+        self._store = store
+        self._tx = tx
+        self.node_id = store._node_id()
+
+    def stamp(self) -> int:
+        return self._store.clock.now()
+
+    def observe(self, hlc: int) -> None:
+        self._store.clock.observe(hlc)
+
+    def versions(self, guids: Sequence[str]) -> dict[str, StoredVersion]:
+        return {row[0]: StoredVersion(Change.from_row(row), row[-1])
+                for chunk, marks in _guid_chunks(guids) for row in self._tx.cursor.execute(
+                    f"SELECT {_COLUMNS}, seq FROM elements WHERE guid IN ({marks})", chunk)}
+
+    def id_taken(self, kind: str, int_id: int, guid: str) -> bool:
+        return self._tx.cursor.execute(
+            "SELECT 1 FROM elements WHERE kind=? AND int_id=? AND guid<>? AND deleted=0",
+            (kind, int_id, guid)).fetchone() is not None
+
+    def name_taken(self, kind: str, name: str, guid: str) -> bool:
+        return self._store.name_taken(self._tx, kind, name, guid)
+
+    def free_int_id(self, kind: str, origin: str) -> int:
+        row = self._tx.cursor.execute(
+            "SELECT id_block_start FROM nodes WHERE node_id=? AND node_id<>?",
+            (origin, self.node_id)).fetchone()
+        start = row[0] if row else int(self._store._meta("id_block_start") or 1)
+        return self._store._next_int_id_in(self._tx, kind, start)
+
+    def logged_as_loser(self, change: Change) -> bool:
+        return self._tx.cursor.execute(
+            "SELECT 1 FROM conflicts WHERE guid=? AND loser_origin=? AND loser_hlc=?",
+            (change.guid, change.origin, change.hlc)).fetchone() is not None
+
+    def log_conflict(self, record: ConflictRecord) -> None:
+        self._tx.cursor.execute(
+            "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
+            " loser_origin, loser_hlc, loser_deleted, loser_body, reason, winner_int_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (_datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
+             record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
+             int(record.loser_deleted), record.loser_body, record.reason,
+             record.winner_int_id))
+
+    def write(self, change: Change, previous: Optional[StoredVersion]) -> int:
+        keys = None if previous is None else previous.change.to_row()[1:1 + len(_KEY_COLUMNS)]
+        self._tx.upsert(change, keys)
+        return self._tx.seq
 
 
 class EmbeddedRepository(JobTracking):
@@ -613,10 +669,6 @@ class EmbeddedRepository(JobTracking):
 
     # --- Repository protocol: applying versions from elsewhere ---------------------------------
 
-    def _local_versions(self, cursor: sqlite3.Cursor, guids: Sequence[str]) -> dict[str, tuple]:
-        return {row[0]: row for chunk, marks in _guid_chunks(guids) for row in cursor.execute(
-            f"SELECT {_COLUMNS}, seq FROM elements WHERE guid IN ({marks})", chunk)}
-
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
               policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
@@ -641,10 +693,13 @@ class EmbeddedRepository(JobTracking):
                     tx, [change.guid for change in changes], refuse_if_changed_since):
                 return ApplyReport(seq_before=tx.seq_start, seq_after=tx.seq_start,
                                    refused=True)
+            target = _ApplyTarget(self, tx)
             if overlay:
-                self._apply_batch(tx, list(overlay), parent_node, None, None, policy, False)
-            report = self._apply_batch(tx, list(changes), parent_node, source_node,
-                                       detect_since, policy, dry_run)
+                apply_versions(target, overlay, MergeContext(parent_node))
+            context = MergeContext(
+                parent_node, from_child=source_node is not None and source_node != parent_node,
+                detect_since=detect_since, policy=policy)
+            report = apply_versions(target, changes, context, keep_written=dry_run)
             report.seq_before, report.seq_after = tx.seq_start, tx.seq
         return report
 
@@ -654,168 +709,6 @@ class EmbeddedRepository(JobTracking):
         return any(tx.cursor.execute(
             f"SELECT 1 FROM elements WHERE guid IN ({marks}) AND seq>? LIMIT 1",
             (*chunk, since_seq)).fetchone() for chunk, marks in _guid_chunks(guids))
-
-    def _apply_batch(self, tx: _Transaction, changes: list[Change], parent_node: str,
-                     source_node: Optional[str], detect_since: Optional[int],
-                     policy: ConflictPolicy, keep_written: bool) -> ApplyReport:
-        report = ApplyReport()
-        local = self._local_versions(tx.cursor, [c.guid for c in changes])
-        from_child = source_node is not None and source_node != parent_node
-        for change in changes:
-            self.clock.observe(change.hlc)
-            current = local.get(change.guid)
-            written = self._apply_one(tx, change, current, parent_node, from_child,
-                                      detect_since, policy, report)
-            if written is not None:
-                local[change.guid] = (*written.to_row(), tx.seq)
-                if keep_written:
-                    report.written.append(written)
-        return report
-
-    def _apply_one(self, tx: _Transaction, change: Change, current: Optional[tuple],
-                   parent_node: str, from_child: bool, detect_since: Optional[int],
-                   policy: ConflictPolicy, report: ApplyReport) -> Optional[Change]:
-        if current is None:
-            if self._id_collides(tx, change):
-                if self._logged_as_loser(tx, change):  # the same version sent again
-                    report.unchanged += 1
-                    return None
-                if not (from_child and change.kind in RENUMBERED_KINDS):
-                    report.conflicts.append(self._log_conflict(
-                        tx, change, winner=None, reason="id_collision"))
-                    return None
-                change = self._renumbered(tx, change, report)
-            change = self._renamed_if_clashing(tx, change, from_child, report)
-            tx.upsert(change, None)
-            report.inserted += not change.deleted
-            report.deleted += change.deleted
-            return change
-        local = Change.from_row(current)
-        if local.version == change.version:
-            report.unchanged += 1
-            return None
-        conflict = (from_child and detect_since is not None and current[-1] > detect_since
-                    and local.origin != change.origin
-                    and not self._already_consolidated(tx, local, change))
-        wins = incoming_wins(local.version, change.version, parent_node, policy, conflict,
-                             from_child)
-        winner, loser = (change, local) if wins else (local, change)
-        if conflict:
-            report.conflicts.append(self._log_conflict(tx, loser, winner=winner,
-                                                       reason="concurrent_edit"))
-        if precedence(*winner.version, parent_node) < precedence(*loser.version, parent_node):
-            # A policy chose the older version: re-stamp it so it also wins everywhere else.
-            winner = Change(**{**_fields(winner), "hlc": self.clock.now(),
-                               "origin": self._node_id()})
-        elif not wins:
-            report.unchanged += 1
-            return None
-        if not winner.deleted:
-            winner = self._renamed_if_clashing(tx, winner, from_child, report)
-        tx.upsert(winner, current[1:1 + len(_KEY_COLUMNS)])
-        if winner.deleted and not local.deleted:
-            report.deleted += 1
-        else:
-            report.updated += 1
-        return winner
-
-    def _logged_as_loser(self, tx: _Transaction, change: Change) -> bool:
-        return tx.cursor.execute(
-            "SELECT 1 FROM conflicts WHERE guid=? AND loser_origin=? AND loser_hlc=?",
-            (change.guid, change.origin, change.hlc)).fetchone() is not None
-
-    def _already_consolidated(self, tx: _Transaction, local: Change, change: Change) -> bool:
-        """A child version sent again (a retry after a lost reply or an interrupted run) that
-        this parent has already dealt with: it lost a conflict (it is in the conflict log), or
-        the local version was made from it (re-stamped for a policy, or renamed ``_N``). Such a
-        re-send is not a new conflict; the precedence order then keeps the local version."""
-        if self._logged_as_loser(tx, change):
-            return True
-        if (local.deleted, local.content) != (change.deleted, change.content):
-            return False
-        if local.body == change.body:
-            return True
-        if not (local.name and change.name and local.name.startswith(f"{change.name}_")
-                and local.name[len(change.name) + 1:].isdigit() and change.body):
-            return False
-        renamed = codec.loads(change.body)
-        for key in ("name", "userName", "key"):
-            if renamed.get(key) == change.name:
-                renamed[key] = local.name
-        return local.body is not None and renamed == codec.loads(local.body)
-
-    def _id_collides(self, tx: _Transaction, change: Change) -> bool:
-        """A different live element already holds this Esri integer id (never overwritten)."""
-        if change.int_id is None or change.deleted:
-            return False
-        return tx.cursor.execute(
-            "SELECT 1 FROM elements WHERE kind=? AND int_id=? AND guid<>? AND deleted=0",
-            (change.kind, change.int_id, change.guid)).fetchone() is not None
-
-    def _renumbered(self, tx: _Transaction, change: Change, report: ApplyReport) -> Change:
-        """A new element whose integer id another element here holds (a child restored from
-        a backup handing out ids again, an id chosen by hand): both are kept. The newcomer
-        gets the next free id in the block of the node that made it, as a new local version,
-        so it travels back to every child; the clash is logged and reported."""
-        block = self._id_block_of(tx, change.origin)
-        new_id = self._next_int_id_in(tx, change.kind, block)
-        body = codec.loads(change.body) if change.body else {}
-        body[camel_case(RECORD_TYPES[change.kind].ID_FIELD or "id")] = new_id
-        renumbered = Change(**{**_fields(change), "int_id": new_id, "body": codec.dumps(body),
-                               "hlc": self.clock.now(), "origin": self._node_id()})
-        report.conflicts.append(self._log_conflict(tx, change, winner=renumbered,
-                                                   reason="id_renumbered"))
-        report.renumbered.append(renumbered)
-        return renumbered
-
-    def _id_block_of(self, tx: _Transaction, node_id: str) -> int:
-        """The id block of a cluster node as recorded here (this node's own block for itself
-        and for nodes it does not know)."""
-        row = tx.cursor.execute("SELECT id_block_start FROM nodes WHERE node_id=? AND"
-                                " node_id<>?", (node_id, self._node_id())).fetchone()
-        return row[0] if row else int(self._meta("id_block_start") or 1)
-
-    def _renamed_if_clashing(self, tx: _Transaction, change: Change, from_child: bool,
-                             report: ApplyReport) -> Change:
-        """Esri's merge rule: an incoming element whose name is taken gets ``_1`` (``_2``...).
-
-        Only the parent renames (while consolidating a child's changes); the renamed version is
-        a new local write, so it travels back to every child, the originating one included.
-        """
-        if not from_child or change.name is None or change.deleted:
-            return change
-        if not self.name_taken(tx, change.kind, change.name, change.guid):
-            return change
-        suffix = 1
-        while self.name_taken(tx, change.kind, f"{change.name}_{suffix}", change.guid):
-            suffix += 1
-        new_name = f"{change.name}_{suffix}"
-        body = codec.loads(change.body) if change.body else {}
-        for key in ("name", "userName", "key"):
-            if body.get(key) == change.name:
-                body[key] = new_name
-        report.renamed += 1
-        return Change(**{**_fields(change), "name": new_name, "body": codec.dumps(body),
-                         "hlc": self.clock.now(), "origin": self._node_id()})
-
-    def _log_conflict(self, tx: _Transaction, loser: Change, *, winner: Optional[Change],
-                      reason: str) -> ConflictRecord:
-        record = ConflictRecord(
-            guid=loser.guid, kind=loser.kind, int_id=loser.int_id,
-            winner_origin=winner.origin if winner else "", winner_hlc=winner.hlc if winner else 0,
-            loser_origin=loser.origin, loser_hlc=loser.hlc, loser_deleted=loser.deleted,
-            loser_body=loser.body, reason=reason,
-            detected_at=datetime.now(timezone.utc),
-            winner_int_id=winner.int_id if winner and winner.int_id != loser.int_id else None)
-        tx.cursor.execute(
-            "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
-            " loser_origin, loser_hlc, loser_deleted, loser_body, reason, winner_int_id)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (_datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
-             record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
-             int(record.loser_deleted), record.loser_body, record.reason,
-             record.winner_int_id))
-        return record
 
     # --- Repository protocol: snapshots (replicate) ----------------------------------------------
 
@@ -969,10 +862,6 @@ class EmbeddedRepository(JobTracking):
     def element_count(self) -> int:
         with self._read() as cursor:
             return cursor.execute("SELECT COUNT(*) FROM elements").fetchone()[0]
-
-
-def _fields(change: Change) -> dict[str, Any]:
-    return {name: getattr(change, name) for name in ROW_FIELDS}
 
 
 __all__ = ["APPLICATION_ID", "EmbeddedRepository", "RepositoryError", "RepositoryReadOnly",

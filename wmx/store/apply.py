@@ -1,0 +1,113 @@
+"""Applying a batch of versions from elsewhere to one store: the algorithm, written once over
+:class:`wmx.store.protocol.ApplyTarget` (like PouchDB's ``processDocs``), with every decision
+taken by :mod:`wmx.store.merge`.
+
+It runs inside the caller's write transaction and never commits, rolls back or checks what
+may enter the store (the store refuses inadmissible rows before calling it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Optional
+
+from wmx.model.changes import Change
+from wmx.repository.base import ApplyReport, ConflictRecord
+from wmx.store import merge
+from wmx.store.merge import IdClash, MergeContext
+from wmx.store.protocol import ApplyTarget, StoredVersion
+
+
+def apply_versions(target: ApplyTarget, changes: Sequence[Change], context: MergeContext, *,
+                   keep_written: bool = False) -> ApplyReport:
+    """Apply ``changes`` in order; the report counts what was written and lists conflicts,
+    renumbered versions and (``keep_written``) every version written."""
+    report = ApplyReport()
+    stored = target.versions([change.guid for change in changes])
+    for change in changes:
+        target.observe(change.hlc)
+        previous = stored.get(change.guid)
+        written = _apply_one(target, change, previous, context, report)
+        if written is not None:
+            stored[change.guid] = written
+            if keep_written:
+                report.written.append(written.change)
+    return report
+
+
+def _apply_one(target: ApplyTarget, change: Change, previous: Optional[StoredVersion],
+               context: MergeContext, report: ApplyReport) -> Optional[StoredVersion]:
+    if previous is None:
+        return _insert(target, change, context, report)
+    local = previous.change
+    verdict = merge.judge(local, previous.seq, change, context,
+                          consolidated=lambda: merge.already_consolidated(
+                              local, change, logged_as_loser=target.logged_as_loser(change)))
+    if verdict is None:
+        report.unchanged += 1
+        return None
+    if verdict.conflict:
+        report.conflicts.append(_log(target, verdict.loser, verdict.winner, "concurrent_edit"))
+    if not verdict.write:
+        report.unchanged += 1
+        return None
+    winner = verdict.winner
+    if verdict.restamp:
+        winner = merge.restamped(winner, hlc=target.stamp(), origin=target.node_id)
+    winner = _named(target, winner, context, report)
+    seq = target.write(winner, previous)
+    if winner.deleted and not local.deleted:
+        report.deleted += 1
+    else:
+        report.updated += 1
+    return StoredVersion(winner, seq)
+
+
+def _insert(target: ApplyTarget, change: Change, context: MergeContext,
+            report: ApplyReport) -> Optional[StoredVersion]:
+    if change.int_id is not None and not change.deleted and \
+            target.id_taken(change.kind, change.int_id, change.guid):
+        clash = merge.settle_id_clash(change, context, resent=target.logged_as_loser(change))
+        if clash is IdClash.RESENT:
+            report.unchanged += 1
+            return None
+        if clash is IdClash.REFUSED:
+            report.conflicts.append(_log(target, change, None, "id_collision"))
+            return None
+        renumbered = merge.renumbered(change, target.free_int_id(change.kind, change.origin),
+                                      hlc=target.stamp(), origin=target.node_id)
+        report.conflicts.append(_log(target, change, renumbered, "id_renumbered"))
+        report.renumbered.append(renumbered)
+        change = renumbered
+    change = _named(target, change, context, report)
+    seq = target.write(change, None)
+    report.inserted += not change.deleted
+    report.deleted += change.deleted
+    return StoredVersion(change, seq)
+
+
+def _named(target: ApplyTarget, change: Change, context: MergeContext,
+           report: ApplyReport) -> Change:
+    """Esri's rule: an incoming element whose name is taken gets ``_1`` (``_2``...)."""
+    if not merge.needs_renaming(change, context):
+        return change
+    assert change.name is not None
+    if not target.name_taken(change.kind, change.name, change.guid):
+        return change
+    name = next(candidate for candidate in merge.candidate_names(change.name)
+                if not target.name_taken(change.kind, candidate, change.guid))
+    report.renamed += 1
+    return merge.renamed(change, name, hlc=target.stamp(), origin=target.node_id)
+
+
+def _log(target: ApplyTarget, loser: Change, winner: Optional[Change],
+         reason: str) -> ConflictRecord:
+    record = ConflictRecord(
+        guid=loser.guid, kind=loser.kind, int_id=loser.int_id,
+        winner_origin=winner.origin if winner else "", winner_hlc=winner.hlc if winner else 0,
+        loser_origin=loser.origin, loser_hlc=loser.hlc, loser_deleted=loser.deleted,
+        loser_body=loser.body, reason=reason, detected_at=datetime.now(timezone.utc),
+        winner_int_id=winner.int_id if winner and winner.int_id != loser.int_id else None)
+    target.log_conflict(record)
+    return record

@@ -1,0 +1,160 @@
+"""The merge rules: what a store keeps when a version of an element arrives from elsewhere.
+
+Pure functions of the stored version, the incoming one and the context of the apply (who
+sends, what counts as concurrent, which policy): no store, no SQL, no clock. The decisions:
+
+* the same version again: nothing to do (replication never edits versions, so re-sending is
+  harmless);
+* another version: the higher precedence wins (``wmx.model.changes.precedence``), so every
+  store converges whatever the order of delivery; at the parent, a version the child made
+  while the parent's changed too is a *conflict*: the policy picks the winner, the loser goes
+  to the conflict log, and a winner older than the loser is *re-stamped* so it wins everywhere;
+* a child's version sent again after the parent dealt with it (a lost reply, an interrupted
+  run) is not a new conflict;
+* a new element whose integer id another element holds is *renumbered* at the parent (jobs and
+  their records), else refused and logged; one whose unique name is taken is *renamed*
+  ``_1``, ``_2``… at the parent (Esri's rule). Both are new versions the parent writes, so
+  they travel back to every child.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import attrs
+
+from wmx.model import codec
+from wmx.model.changes import Change, ConflictPolicy, incoming_wins, precedence
+from wmx.model.records import RECORD_TYPES, RENUMBERED_KINDS
+from wmx.model.records import _camel as camel_case
+
+NAME_KEYS = ("name", "userName", "key")
+"""Where an element's unique name sits in its Esri body, whatever its kind."""
+
+
+@attrs.frozen
+class MergeContext:
+    """Who applies what: the cluster's parent, whether these are a child's versions being
+    consolidated at the parent (only then are conflicts detected, names and ids settled), the
+    log position after which a local version is new to that child, and the policy."""
+
+    parent_node: str
+    from_child: bool = False
+    detect_since: Optional[int] = None
+    policy: ConflictPolicy = ConflictPolicy.NEWEST
+
+
+class IdClash(enum.Enum):
+    """What becomes of a new element whose integer id another element already holds."""
+
+    RESENT = "resent"
+    """This very version lost that clash before and is sent again: nothing to do."""
+    REFUSED = "refused"
+    """Not applied; kept in the conflict log (never overwrites the holder)."""
+    RENUMBERED = "renumbered"
+    """Kept under the next free id of its node's block; the clash is logged."""
+
+
+def settle_id_clash(change: Change, context: MergeContext, *, resent: bool) -> IdClash:
+    if resent:
+        return IdClash.RESENT
+    if context.from_child and change.kind in RENUMBERED_KINDS:
+        return IdClash.RENUMBERED
+    return IdClash.REFUSED
+
+
+@attrs.frozen
+class Verdict:
+    """The decision about an element the store already holds."""
+
+    winner: Change
+    loser: Change
+    conflict: bool
+    """A concurrent edit: the loser goes to the conflict log."""
+    write: bool
+    """Whether the winner must be written (False: the stored version stays)."""
+    restamp: bool
+    """The policy chose the older version: it is written with a fresh stamp so that it also
+    wins on every other repository."""
+
+
+def judge(local: Change, local_seq: int, incoming: Change, context: MergeContext, *,
+          consolidated: Callable[[], bool]) -> Optional[Verdict]:
+    """The verdict on ``incoming`` against the stored ``local`` (None: the same version).
+
+    ``consolidated`` tells whether the parent has already dealt with ``incoming`` (see
+    :func:`already_consolidated`); it is asked only about a would-be conflict, since
+    answering may take a look at the conflict log."""
+    if local.version == incoming.version:
+        return None
+    conflict = (context.from_child and context.detect_since is not None
+                and local_seq > context.detect_since and local.origin != incoming.origin
+                and not consolidated())
+    wins = incoming_wins(local.version, incoming.version, context.parent_node, context.policy,
+                         conflict, context.from_child)
+    winner, loser = (incoming, local) if wins else (local, incoming)
+    restamp = precedence(*winner.version, context.parent_node) < \
+        precedence(*loser.version, context.parent_node)
+    return Verdict(winner=winner, loser=loser, conflict=conflict, write=wins or restamp,
+                   restamp=restamp)
+
+
+def already_consolidated(local: Change, incoming: Change, *, logged_as_loser: bool) -> bool:
+    """A child version sent again (a retry after a lost reply or an interrupted run) that this
+    parent has already dealt with: it lost a conflict (it is in the conflict log), or the local
+    version was made from it (re-stamped for a policy, or renamed ``_N``)."""
+    if logged_as_loser:
+        return True
+    if (local.deleted, local.content) != (incoming.deleted, incoming.content):
+        return False
+    if local.body == incoming.body:
+        return True
+    if not (local.name and incoming.name and incoming.body and local.body
+            and is_renamed_from(local.name, incoming.name)):
+        return False
+    return _body_with_name(incoming, local.name) == codec.loads(local.body)
+
+
+def is_renamed_from(name: str, original: str) -> bool:
+    """Whether ``name`` is ``original`` with Esri's ``_N`` suffix."""
+    return name.startswith(f"{original}_") and name[len(original) + 1:].isdigit()
+
+
+def candidate_names(name: str) -> Iterator[str]:
+    """The names Esri's rule tries, in order, for an element whose name is taken."""
+    suffix = 1
+    while True:
+        yield f"{name}_{suffix}"
+        suffix += 1
+
+
+def needs_renaming(change: Change, context: MergeContext) -> bool:
+    """Only the parent renames, while consolidating a child's live, named versions."""
+    return context.from_child and change.name is not None and not change.deleted
+
+
+def renamed(change: Change, name: str, *, hlc: int, origin: str) -> Change:
+    """``change`` under a new unique name, as a version the renaming store writes."""
+    body = _body_with_name(change, name)
+    return attrs.evolve(change, name=name, body=codec.dumps(body), hlc=hlc, origin=origin)
+
+
+def renumbered(change: Change, int_id: int, *, hlc: int, origin: str) -> Change:
+    """``change`` under a new integer id, as a version the renumbering store writes."""
+    body = codec.loads(change.body) if change.body else {}
+    body[camel_case(RECORD_TYPES[change.kind].ID_FIELD or "id")] = int_id
+    return attrs.evolve(change, int_id=int_id, body=codec.dumps(body), hlc=hlc, origin=origin)
+
+
+def restamped(change: Change, *, hlc: int, origin: str) -> Change:
+    return attrs.evolve(change, hlc=hlc, origin=origin)
+
+
+def _body_with_name(change: Change, name: str) -> dict[str, Any]:
+    body = codec.loads(change.body) if change.body else {}
+    for key in NAME_KEYS:
+        if body.get(key) == change.name:
+            body[key] = name
+    return body
