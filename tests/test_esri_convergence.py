@@ -22,7 +22,8 @@ from wmx.repository.embedded import EmbeddedRepository
 NODES = ("parent", "child", "esri")
 ACTIONS = st.lists(st.tuples(
     st.sampled_from(NODES),
-    st.sampled_from(("create", "rename", "notes", "hold", "release", "comment")),
+    st.sampled_from(("create", "rename", "notes", "hold", "release", "comment", "close",
+                     "delete")),
     st.integers(0, 3), st.text("abcdef ", min_size=1, max_size=6)), max_size=8)
 
 
@@ -41,6 +42,12 @@ def _esri_act(double: EsriDouble, action: str, pick: int, text: str) -> None:
         double.seed_note(job, f"esri {text}")
     elif action == "hold":
         double.seed_hold(job, type=1, holdComments=f"esri {text}")
+    elif action == "close":
+        double.update_job(job, stage=5, status=5, endDate=double.now_ms())
+    elif action == "delete":
+        del double.jobs[job]
+        for table in (double.job_holds, double.job_notes, double.job_activity):
+            table.pop(job, None)
     elif action == "release":
         held = [h for h in double.holds(job) if h["releaseDate"] is None]
         if held:
@@ -62,6 +69,10 @@ def _wmx_act(repository: EmbeddedRepository, action: str, pick: int, text: str) 
         repository.set_notes(job, f"wmx {text}", user=ADMIN)
     elif action == "hold":
         repository.create_hold(job, 1, user=ADMIN, comments=f"wmx {text}")
+    elif action == "close":
+        repository.close_job(job, user=ADMIN)
+    elif action == "delete":
+        repository.delete_job(job, user=ADMIN)
     elif action == "release":
         held = [h for h in repository.holds(job) if h.release_date is None]
         if held:
@@ -72,7 +83,8 @@ def _wmx_act(repository: EmbeddedRepository, action: str, pick: int, text: str) 
 
 def _view_of_wmx(path: Path) -> dict:
     with EmbeddedRepository(path) as repository:
-        return {job: (repository.get_job(job).name, repository.get_notes(job),
+        return {job: (repository.get_job(job).name, repository.get_job(job).stage == 5,
+                      repository.get_notes(job),
                       sorted((h.hold_comments, h.release_date is not None)
                              for h in repository.holds(job)),
                       Counter(a.message for a in repository.activity(job) if a.type == 7))
@@ -80,7 +92,7 @@ def _view_of_wmx(path: Path) -> dict:
 
 
 def _view_of_esri(double: EsriDouble) -> dict:
-    return {job: (double.job(job)["name"], double.notes(job),
+    return {job: (double.job(job)["name"], double.job(job)["stage"] == 5, double.notes(job),
                   sorted((h["holdComments"], h["releaseDate"] is not None)
                          for h in double.holds(job)),
                   Counter(a["message"] for a in double.activity(job) if a["type"] == 7))

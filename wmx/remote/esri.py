@@ -79,6 +79,7 @@ from wmx.repository.base import (
 )
 from wmx.repository.jobs import notes_guid
 from wmx.repository.setup import builtin_guid
+from wmx.repository.transport import default_timeout
 from wmx.repository.wire import JOB_CREATE_PARAMS, JOB_PARAMS
 
 log = logging.getLogger("wmx.esri")
@@ -130,7 +131,8 @@ class EsriRepository:
     """An Esri WMServer service as a cluster node, through its mirror in the state folder."""
 
     def __init__(self, location: str, token: Optional[str] = None, *,
-                 user: Optional[str] = None, timeout: float = 30.0, connections: int = 8,
+                 user: Optional[str] = None, timeout: Optional[float] = None,
+                 connections: int = 8,
                  verify: bool | str = True, credentials: Optional[tuple[str, str]] = None,
                  token_url: Optional[str] = None) -> None:
         self.location = location.strip().rstrip("/")
@@ -138,8 +140,8 @@ class EsriRepository:
         tokens = TokenSource(
             token=token, credentials=None if token else (
                 credentials or credentials_for(self.location)),
-            token_url=token_url or token_url_for(self.location), timeout=timeout,
-            verify=verify)
+            token_url=token_url or token_url_for(self.location),
+            timeout=default_timeout() if timeout is None else timeout, verify=verify)
         self.client = EsriClient(self.location, tokens=tokens,
                                  user=user if user is not None else default_user(),
                                  timeout=timeout, connections=connections, verify=verify)

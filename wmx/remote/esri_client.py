@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from wmx.model import codec
 from wmx.remote.esri_tokens import TokenSource
@@ -28,12 +26,25 @@ from wmx.repository.base import (
     RepositoryTimeout,
     RepositoryUnavailable,
 )
-from wmx.repository.transport import AnswerMalformed, AnswerTooLarge, TransportTimeout, exchange
+from wmx.repository.transport import (
+    Answer,
+    AnswerMalformed,
+    AnswerTooLarge,
+    TransportTimeout,
+    default_timeout,
+    exchange,
+    new_session,
+    retry_policy,
+)
 
 T = TypeVar("T")
 U = TypeVar("U")
 
 DEFAULT_CONNECTIONS = 8
+MAX_ANSWER_BYTES = 48 * 1024 * 1024
+"""Ceiling of one JSON answer (a job list of a very large server fits many times over)."""
+MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+"""Ceiling of one attachment download."""
 PROBE_BYTES = 1024 * 1024
 """Ceiling of the first-contact answer (a NodeInfo, or Esri's error page)."""
 TOKEN_CODES = (498, 499)
@@ -50,29 +61,25 @@ class EsriClient:
     """Requests to one WMServer service root (``…/WMServer``)."""
 
     def __init__(self, url: str, *, tokens: TokenSource, user: Optional[str] = None,
-                 timeout: float = 30.0, connections: int = DEFAULT_CONNECTIONS,
-                 verify: bool | str = True, session: Optional[requests.Session] = None) -> None:
+                 timeout: Optional[float] = None, connections: int = DEFAULT_CONNECTIONS,
+                 verify: bool | str = True) -> None:
         self.url = url.rstrip("/")
         self.user = (user if user is not None else default_user()).strip().replace("\\", "|")
-        self.timeout = timeout
+        self.timeout = default_timeout() if timeout is None else float(timeout)
         self.connections = max(1, int(connections))
         self.tokens = tokens
         self._verify = verify
-        self._owns_session = session is None
-        self.session = session or requests.Session()
-        # GETs are replayed after a dropped connection; writes are not (they are not idempotent).
-        retry = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.1,
-                      allowed_methods=Retry.DEFAULT_ALLOWED_METHODS, raise_on_status=False)
-        self.session.mount(self.url, HTTPAdapter(max_retries=retry,
-                                                 pool_maxsize=self.connections))
+        # Reads are replayed after a broken connection or a 502-504; writes are not (Esri's
+        # writes are not idempotent: a lost reply is settled by comparing, the next time).
+        self.session = new_session({self.url: retry_policy(2, 0.1, replay=True,
+                                                           any_method=False)})
         self._pool: Optional[ThreadPoolExecutor] = None
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        if self._owns_session:
-            self.session.close()
+        self.session.close()
 
     # --- concurrency ------------------------------------------------------------------------
 
@@ -102,32 +109,37 @@ class EsriClient:
             if token:
                 query["token"] = token
             try:
-                if method == "GET":
-                    response = self.session.get(url, params=query, timeout=self.timeout,
-                                                verify=self._verify, allow_redirects=False)
-                else:
-                    response = self.session.post(url, data=query, files=files,
-                                                 timeout=self.timeout, verify=self._verify,
-                                                 allow_redirects=False)
-            except requests.Timeout:
-                raise RepositoryUnavailable(
-                    f"{self.url} did not answer within {self.timeout:g} s") from None
+                answer = exchange(
+                    self.session, method, url, timeout=self.timeout,
+                    max_bytes=MAX_DOWNLOAD_BYTES if raw else MAX_ANSWER_BYTES,
+                    params=query if method == "GET" else None,
+                    data=None if method == "GET" else query, files=files,
+                    verify=self._verify, allow_redirects=False)
+            except TransportTimeout:
+                raise RepositoryTimeout(
+                    f"{self.url} did not answer within {self.timeout:g} s ({method} "
+                    f"{path or 'service root'}); timed out") from None
+            except AnswerTooLarge:
+                raise RepositoryError(f"{self.url} sent an answer too large to read ({method} "
+                                      f"{path or 'service root'}); refused") from None
+            except AnswerMalformed as exc:
+                raise RepositoryError(f"{self.url} sent a malformed answer: {exc}") from None
             except requests.RequestException as exc:
                 raise RepositoryUnavailable(self._scrub(
                     f"Cannot reach {self.url}: {type(exc).__name__}")) from None
             try:
-                return self._answer(response, raw)
+                return self._answer(answer, raw)
             except NotAuthorized:
                 if attempt == 1 and self.tokens.generates and self.tokens.renew():
                     continue  # the generated token expired early or was revoked: once more
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _answer(self, response: requests.Response, raw: bool) -> Any:
-        status = response.status_code
+    def _answer(self, response: Answer, raw: bool) -> Any:
+        status = response.status
         if raw and status == 200 and not response.headers.get(
                 "Content-Type", "").startswith(("application/json", "text/plain")):
-            return response.content
+            return bytes(response.content)
         try:
             payload = codec.loads(response.content) if response.content else None
         except ValueError:
@@ -137,7 +149,7 @@ class EsriClient:
         if status != 200:
             self._raise(status, f"{self.url} answered HTTP {status}")
         if raw:
-            return response.content
+            return bytes(response.content)
         if not isinstance(payload, dict):
             raise RepositoryError(f"{self.url} did not answer with JSON")
         return payload
