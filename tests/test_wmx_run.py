@@ -4,10 +4,14 @@ and output, as a scheduled task would."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 WMX_PACKAGE = str(Path(__file__).resolve().parent.parent / "wmx")
 
@@ -199,3 +203,26 @@ def test_run_script_leaves_sys_as_it_found_it(tmp_path, capsys):
              sys.modules.get("arcpy"))
     assert after == before
     assert capsys.readouterr().out.splitlines() == ["first ['first']", "second ['second']"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT delivery to a child process is POSIX-only")
+def test_ctrl_c_in_a_script_says_the_script_was_stopped_and_exits_130(tmp_path):
+    script = write(tmp_path, """\
+        import time
+        import arcpy
+        print("started", flush=True)
+        time.sleep(60)
+        """)
+    process = subprocess.Popen([sys.executable, "-m", "wmx", "run", str(script)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)
+    try:
+        assert process.stdout.readline().strip() == "started"
+        process.send_signal(signal.SIGINT)
+        _output, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130
+    assert "Traceback" not in errors and "KeyboardInterrupt" not in errors
+    assert errors.strip().startswith("wmx: interrupted; the script was stopped")

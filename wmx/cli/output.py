@@ -40,6 +40,8 @@ INTERRUPTED_CHECKPOINTED = ("interrupted; what was already applied is kept and c
 INTERRUPTED_EXPORTING = ("interrupted; no exchange file was left behind (a file appears only "
                          "when complete).")
 INTERRUPTED_CREATING = "interrupted; no repository was created."
+INTERRUPTED_SCRIPT = ("interrupted; the script was stopped where it was. A wmx tool it was "
+                      "running leaves no half-written change: run the script again to finish.")
 SCHEMA = "wmx-cli/1"
 """Version of the ``--json`` document (docs/cli-json.md); bumped only for incompatible changes."""
 

@@ -20,6 +20,7 @@ from wmx.cli.output import (
     INTERRUPTED_COPYING,
     INTERRUPTED_CREATING,
     INTERRUPTED_EXPORTING,
+    INTERRUPTED_SCRIPT,
     CommandError,
     Output,
 )
@@ -241,7 +242,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("location", help="repository path or WMServer URL")
 
     sub = command("run", cmd_run, "run a legacy arcpy script with wmx standing in for arcpy",
-                  "wmx run nightly_sync.py C:\\data\\redlands.wmxdb")
+                  "wmx run nightly_sync.py C:\\data\\redlands.wmxdb", INTERRUPTED_SCRIPT)
     sub.add_argument("script", help="the Python script")
     sub.add_argument("script_args", nargs=argparse.REMAINDER,
                      help="arguments handed to the script as sys.argv[1:]")
