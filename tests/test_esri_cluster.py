@@ -200,3 +200,32 @@ def test_an_esri_server_listed_twice_under_two_spellings_is_refused_before_any_w
             wmx.ReplicateJobData(str(parent), "Parent", f"A true {esri.url};B true {other}")
         assert _posts(esri, "") == 0
         assert [j["name"] for j in map(esri.job, esri.jobs)] == ["kept"]
+
+
+@pytest.mark.parametrize("failure", ["envelope", "timeout"])
+def test_an_esri_child_that_errs_or_stalls_fails_alone_within_the_timeout(
+        tmp_path, monkeypatch, failure):
+    import time
+
+    parent = make_repository(tmp_path, "Parent")
+    other = make_repository(tmp_path, "Other", job_id_start=50_000_001)
+    with esri_server() as esri:
+        rows = f"Esri true {esri.url};Other true {other}"
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        with EmbeddedRepository(parent) as repository:
+            job = repository.create_job(1, user=ADMIN, name="made while Esri misbehaves")
+        if failure == "envelope":
+            esri.fail_next("/holds", error_code=500, times=1)
+        else:
+            monkeypatch.setenv("WMX_TIMEOUT", "1")
+            esri.latency = 3.0
+        started = time.monotonic()
+        result = wmx.SynchronizeJobData(str(parent), "Parent", rows)
+        assert time.monotonic() - started < 20
+        assert [row.status for row in result.last_sync] == ["FAILED", "OK"]
+        with EmbeddedRepository(other) as repository:
+            assert job.id in repository.jobs()
+        esri.latency = 0.0
+        monkeypatch.delenv("WMX_TIMEOUT", raising=False)
+        assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
+        assert esri.job(job.id)["name"] == "made while Esri misbehaves"
