@@ -15,7 +15,7 @@ import wmx
 from tests.conftest import ADMIN, Cluster, make_cluster
 from tests.http_helpers import running_server
 from wmx import arcpy
-from wmx.engine.outcome import ChildTarget
+from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import replicate
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.tools.connect import rescue_folder
@@ -49,6 +49,16 @@ def _assert_no_two_jobs_share_an_id(cluster: Cluster) -> None:
             assert owners.setdefault(job_id, guid) == guid, f"job {job_id} differs in {path}"
 
 
+def _assert_everything_kept(cluster: Cluster, outcome: RunOutcome, names: set[str]) -> None:
+    """The recovering sync succeeded, one more converges, each job is one job everywhere and
+    every job named is there."""
+    assert outcome.status_code == 0, [c.error for c in outcome.children]
+    cluster.sync()
+    cluster.assert_converged()
+    _assert_no_two_jobs_share_an_id(cluster)
+    assert names <= {name for _guid, name in _jobs(cluster.parent_path).values()}
+
+
 def _create(path: Path, name: str) -> int:
     with EmbeddedRepository(path) as repository:
         return repository.create_job(1, user=ADMIN, name=name).id
@@ -80,13 +90,8 @@ def test_a_child_restored_from_a_backup_loses_nothing_and_reuses_no_job_id(tmp_p
         _rename(child, first, f"edited after the restore {round_}")
     outcome = cluster.sync()
 
-    assert outcome.status_code == 0, [c.error for c in outcome.children]
-    cluster.sync()
-    cluster.assert_converged()
-    _assert_no_two_jobs_share_an_id(cluster)
-    names = {name for _guid, name in _jobs(cluster.parent_path).values()}
-    assert {"made after the backup", "made after the restore",
-            "edited after the restore 11"} <= names
+    _assert_everything_kept(cluster, outcome, {
+        "made after the backup", "made after the restore", "edited after the restore 11"})
     assert any("restored" in (c.notice or "") for c in outcome.children)
 
 
@@ -102,13 +107,8 @@ def test_a_parent_restored_from_a_backup_gets_back_what_its_children_hold(tmp_pa
     assert reused == lost
     outcome = cluster.sync()
 
-    assert outcome.status_code == 0, [c.error for c in outcome.children]
-    cluster.sync()
-    cluster.assert_converged()
-    _assert_no_two_jobs_share_an_id(cluster)
-    names = {name for _guid, name in _jobs(cluster.parent_path).values()}
-    assert {"made at the parent after the backup", "made at a child",
-            "made at the restored parent"} <= names
+    _assert_everything_kept(cluster, outcome, {
+        "made at the parent after the backup", "made at a child", "made at the restored parent"})
 
 
 def test_an_id_taken_at_a_child_by_hand_is_reported_in_both_directions(tmp_path):
