@@ -1,0 +1,160 @@
+"""The documentation's promises: every code block either runs or says it does not, and the site
+lists every page.
+
+The convention (docs/index.md, "About the examples"): a fenced block names its language;
+``python`` blocks run, a page's blocks in order in one namespace, in a temporary folder that
+holds the getting-started cluster (``redlands.wmxdb`` replicated to ``ohio.wmxdb`` and
+``arizona.wmxdb``); ``pycon`` blocks run as doctests; a block right after a
+``<!-- not-runnable -->`` line (one that needs a server elsewhere) and every block in another
+language (``text``, ``console``, ``bash``, ``json``, ``xml``) is shown only.
+"""
+
+from __future__ import annotations
+
+import doctest
+import io
+import logging
+import os
+import re
+import shutil
+import tempfile
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from wmx import arcpy
+from wmx.repository.setup import initialise
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+MKDOCS = DOCS.parent / "mkdocs.yml"
+NOT_RUNNABLE = "<!-- not-runnable -->"
+RUN = frozenset({"python", "pycon"})
+SHOWN = frozenset({"text", "console", "bash", "json", "xml"})
+_FENCE = re.compile(r"^(?P<indent> *)```(?P<language>[^\s`]*)\s*$")
+
+
+class Block(NamedTuple):
+    page: str
+    line: int
+    language: str
+    code: str
+    runnable: bool
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced code blocks of one page, in order."""
+    found, lines = [], page.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        if not opening:
+            index += 1
+            continue
+        end = next((i for i in range(index + 1, len(lines))
+                    if lines[i].strip() == "```"), None)
+        assert end is not None, f"{page.name}:{index + 1}: a code block is never closed"
+        before = next((lines[i].strip() for i in range(index - 1, -1, -1)
+                       if lines[i].strip()), "")
+        width = len(opening["indent"])
+        code = "\n".join(line[width:] for line in lines[index + 1:end])
+        found.append(Block(page.name, index + 1, opening["language"], code,
+                           before != NOT_RUNNABLE))
+        index = end + 1
+    return found
+
+
+def pages() -> list[Path]:
+    return sorted(DOCS.glob("*.md"))
+
+
+def _runnable_pages() -> list[str]:
+    return [page.name for page in pages()
+            if any(b.runnable and b.language in RUN for b in blocks(page))]
+
+
+def test_every_code_block_names_a_language_that_says_whether_it_runs():
+    unnamed = [f"{b.page}:{b.line} [{b.language or 'no language'}]"
+               for page in pages() for b in blocks(page)
+               if b.language not in RUN | SHOWN]
+    assert not unnamed, "name the language of these blocks (python/pycon run, " \
+                        f"text/console/bash/json/xml are shown only): {unnamed}"
+
+
+def test_the_not_runnable_marker_is_only_used_where_a_block_would_otherwise_run():
+    misplaced = [f"{b.page}:{b.line}" for page in pages() for b in blocks(page)
+                 if not b.runnable and b.language not in RUN]
+    assert not misplaced
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What getting-started.md builds with the command line before its Python examples, built
+    once: the children are recorded by relative paths, so each page runs on a copy."""
+    folder = tmp_path_factory.mktemp("cluster")
+    patch = pytest.MonkeyPatch()
+    patch.chdir(folder)
+    try:
+        initialise("redlands.wmxdb", name="Redlands", config="quick").close()
+        for name in ("Ohio", "Arizona"):
+            initialise(f"{name.lower()}.wmxdb", name=name).close()
+        result = arcpy.ReplicateJobData_wmx("redlands.wmxdb", "Redlands",
+                                            "Ohio true ohio.wmxdb;Arizona true arizona.wmxdb")
+        assert result.getOutput(0) == "0", result.getMessages()
+    finally:
+        patch.undo()
+    return folder
+
+
+def _run_pycon(block: Block, namespace: dict) -> None:
+    test = doctest.DocTestParser().get_doctest(block.code, namespace, block.page,
+                                               block.page, block.line)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    report = io.StringIO()
+    runner.run(test, out=report.write, clear_globs=False)
+    namespace.update(test.globs)
+    assert not runner.failures, f"{block.page}:{block.line}\n{report.getvalue()}"
+
+
+def _run_python(block: Block, namespace: dict) -> None:
+    """Run one block; a script that ends with ``sys.exit(main())`` must exit 0."""
+    with redirect_stdout(io.StringIO()):
+        try:
+            exec(compile(block.code, f"{block.page}:{block.line}", "exec"), namespace)
+        except SystemExit as exit:
+            assert exit.code in (0, None), f"{block.page}:{block.line} exited {exit.code}"
+
+
+@pytest.mark.parametrize("page", _runnable_pages())
+def test_the_examples_of_each_page_run_as_written(page, cluster, tmp_path, monkeypatch):
+    for file in cluster.iterdir():
+        shutil.copy2(file, tmp_path / file.name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # pages that make their own folder
+    environment = os.environ.copy()  # what a page sets (WMX_USER ...) is undone after it
+    root = logging.getLogger()
+    handlers = set(root.handlers)
+    namespace: dict = {"__name__": "__main__"}
+    try:
+        for block in blocks(DOCS / page):
+            if block.runnable and block.language == "pycon":
+                _run_pycon(block, namespace)
+            elif block.runnable and block.language == "python":
+                _run_python(block, namespace)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        for handler in set(root.handlers) - handlers:  # a page's logging.basicConfig
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _nav_pages() -> set[str]:
+    return set(re.findall(r":\s*([\w./-]+\.(?:md|ipynb))\s*$",
+                          MKDOCS.read_text(encoding="utf-8"), re.MULTILINE))
+
+
+def test_the_site_navigation_lists_every_page_and_nothing_else():
+    on_disk = {page.name for page in pages()} | {p.name for p in DOCS.glob("*.ipynb")}
+    assert _nav_pages() == on_disk
