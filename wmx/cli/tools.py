@@ -60,6 +60,8 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     from wmx.repository import RepositoryError, RepositoryUnavailable
     from wmx.repository.setup import initialise
 
+    if args.path.lower().startswith(("postgresql://", "postgres://")):
+        return _init_postgres(args, out)
     path = Path(args.path)
     existed = path.exists()
     try:
@@ -82,6 +84,27 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     out.data = {"path": str(path), "name": info.name, "config": args.config,
                 "node_id": info.node_id, "job_id_start": info.id_block_start}
     out.info(f"Created repository {info.name} at {path} ({args.config} configuration, "
+             f"job ids from {info.id_block_start})")
+    return EXIT_OK
+
+
+def _init_postgres(args: argparse.Namespace, out: Output) -> int:
+    """``wmx init postgresql://…``: the schema is created in one transaction (nothing is left
+    of a failed one); messages name the location without its password."""
+    from wmx.repository import RepositoryError
+    from wmx.repository.setup import initialise
+
+    try:
+        repository = initialise(args.path, name=args.name, config=args.config,
+                                job_id_start=args.job_id_start)
+    except (RepositoryError, ValueError) as exc:
+        raise CommandError(None, str(exc)) from None
+    with repository:
+        info = repository.info()
+        location = repository.location
+    out.data = {"path": location, "name": info.name, "config": args.config,
+                "node_id": info.node_id, "job_id_start": info.id_block_start}
+    out.info(f"Created repository {info.name} at {location} ({args.config} configuration, "
              f"job ids from {info.id_block_start})")
     return EXIT_OK
 
@@ -178,9 +201,10 @@ def cmd_bench(argv: list[str]) -> int:
 
 def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Add these commands; ``command(name, handler, help, example, interrupted)``."""
-    sub = command("init", cmd_init, "create an embedded repository file",
+    sub = command("init", cmd_init, "create a repository file (or a PostgreSQL schema)",
                   "wmx init redlands.wmxdb --name Redlands --config quick", INTERRUPTED_CREATING)
-    sub.add_argument("path", help="the new repository file (must not exist)")
+    sub.add_argument("path", help="the new repository file (must not exist), or a "
+                                  "postgresql://…/dbname?schema=NAME location")
     sub.add_argument("--name", required=True, help="the repository's name (as value tables "
                                                    "and messages name it)")
     sub.add_argument("--config", choices=("minimum", "quick"), default="minimum",

@@ -2,7 +2,8 @@
 
 ``http(s)://…/WMServer`` opens the REST client of ``wmx serve`` or, for a server that answers
 the first probe as Esri's WMServer does, the Esri client with its mirror (``wmx.remote``);
-``sqlite:///path`` or a file path opens the embedded store. The engine only ever sees
+``sqlite:///path`` or a file path opens the embedded store, ``postgresql://…`` (or
+``postgres://…``) a PostgreSQL one (:mod:`wmx.store.postgres`). The engine only ever sees
 :class:`wmx.repository.base.Repository`.
 """
 
@@ -41,12 +42,35 @@ def open_repository(location: str | Path, token: Optional[str] = None, *,
         from wmx.remote import open_service
 
         return open_service(location, token=token, user=user, **options)
-    if location.lower().startswith("postgresql://"):
-        raise RepositoryNotFound("PostgreSQL repositories are not supported yet")
+    if location.lower().startswith(("postgresql://", "postgres://")):
+        return _open_postgres(location, **options)
     from wmx.repository.embedded import EmbeddedRepository
 
     return EmbeddedRepository(location, **options)
 
 
+def open_store(location: str | Path) -> Any:
+    """A store this process holds itself (what ``wmx serve`` serves): a PostgreSQL schema for
+    ``postgresql://`` locations, else an embedded file; never a service."""
+    location = str(location).strip()
+    if location.lower().startswith(("postgresql://", "postgres://")):
+        return _open_postgres(location)
+    from wmx.repository.embedded import EmbeddedRepository
+
+    return EmbeddedRepository(location)
+
+
+def _open_postgres(location: str, **options: Any) -> Repository:
+    """A repository in a PostgreSQL schema (SPEC §2.7; needs the ``wmx[postgresql]`` extra)."""
+    try:
+        from wmx.store.postgres import PostgresRepository
+    except ImportError:
+        raise RepositoryUnavailable(
+            "PostgreSQL repositories need the psycopg driver: pip install 'wmx[postgresql]'"
+        ) from None
+    return PostgresRepository(location, **options)
+
+
 __all__ = ["InvalidRequest", "NotAuthorized", "Repository", "RepositoryError",
-           "RepositoryNotFound", "RepositoryUnavailable", "is_service_url", "open_repository"]
+           "RepositoryNotFound", "RepositoryUnavailable", "is_service_url", "open_repository",
+           "open_store"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from wmx.model.records import (
     PRIV_ADMINISTRATOR,
@@ -75,13 +75,25 @@ def builtin_guid(record: Record) -> str:
     return str(uuid.uuid5(BUILTIN_NAMESPACE, f"{record.KIND}:{record.unique_name}"))
 
 
+def _store_class(location: str) -> type[Any]:
+    """The store a new repository is created in: PostgreSQL for ``postgresql://`` locations
+    (a schema, SPEC §2.7), else a SQLite file."""
+    if location.lower().startswith(("postgresql://", "postgres://")):
+        from wmx.store.postgres import PostgresRepository
+
+        return PostgresRepository
+    return EmbeddedRepository
+
+
 def initialise(location: str | Path, *, name: str, config: str = "minimum",
-               job_id_start: int = 1, admin: Optional[str] = None) -> EmbeddedRepository:
-    """Create a repository file and load a starting configuration into it."""
+               job_id_start: int = 1, admin: Optional[str] = None) -> Any:
+    """Create a repository (a file, or a PostgreSQL schema) and load a starting configuration
+    into it."""
     if config not in CONFIGURATIONS:
         raise ValueError(f"config must be one of {', '.join(CONFIGURATIONS)}")
     admin = admin or getpass.getuser()
-    repository = EmbeddedRepository.create(location, name=name, job_id_start=job_id_start)
+    repository = _store_class(str(location)).create(str(location), name=name,
+                                                    job_id_start=job_id_start)
     records = list(MINIMUM) + (list(QUICK) if config == "quick" else [])
     records.append(User(user_name=admin, full_name=f"{admin} (administrator)"))
     records.append(Group(id=1, name="Administrators", users=[admin],

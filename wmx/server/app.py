@@ -33,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
     raise missing_extra(exc) from None
 
 from wmx.model import codec
+from wmx.repository import open_store
 from wmx.repository.base import (
     InvalidRequest,
     NotAuthorized,
@@ -200,8 +201,8 @@ def create_app(repository: Union[str, Path, EmbeddedRepository], *,
     repository's own. With ``token`` set every request must present it; without one the app
     answers only to IP addresses, ``localhost``, the machine's name and the ``hosts`` aliases
     (DNS names a browser may use for it)."""
-    owns = not isinstance(repository, EmbeddedRepository)
-    store = EmbeddedRepository(repository) if owns else repository
+    owns = isinstance(repository, (str, Path))
+    store = open_store(repository) if owns else repository
     name = (service_name or store.info().name).strip().strip("/")
     if not name:
         raise ValueError("A service needs a name")
