@@ -4,9 +4,10 @@ lists every page.
 The convention (docs/index.md, "About the examples"): a fenced block names its language;
 ``python`` blocks run, a page's blocks in order in one namespace, in a temporary folder that
 holds the getting-started cluster (``redlands.wmxdb`` replicated to ``ohio.wmxdb`` and
-``arizona.wmxdb``); ``pycon`` blocks run as doctests; a block right after a
-``<!-- not-runnable -->`` line (one that needs a server elsewhere) and every block in another
-language (``text``, ``console``, ``bash``, ``json``, ``xml``) is shown only.
+``arizona.wmxdb``; getting-started.md builds it with its own commands); ``pycon`` blocks run as
+doctests; ``bash`` blocks run with bash; a block right after a ``<!-- not-runnable -->`` line
+(one that needs a server elsewhere, or installs software) and every block in another language
+(``text``, ``console``, ``json``, ``xml``) is shown only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -30,8 +33,10 @@ from wmx.repository.setup import initialise
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MKDOCS = DOCS.parent / "mkdocs.yml"
 NOT_RUNNABLE = "<!-- not-runnable -->"
-RUN = frozenset({"python", "pycon"})
-SHOWN = frozenset({"text", "console", "bash", "json", "xml"})
+RUN = frozenset({"python", "pycon", "bash"})
+SHOWN = frozenset({"text", "console", "json", "xml"})
+BUILDS_ITS_CLUSTER = frozenset({"getting-started.md"})
+"""Pages whose own ``bash`` blocks build the getting-started cluster: they start empty."""
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<language>[^\s`]*)\s*$")
 
 
@@ -126,10 +131,23 @@ def _run_python(block: Block, namespace: dict) -> None:
             assert exit.code in (0, None), f"{block.page}:{block.line} exited {exit.code}"
 
 
+def _run_bash(block: Block, folder: Path) -> None:
+    """Run one shell block with bash (``-e``: the first failing command fails it), with the
+    ``wmx`` of this interpreter first on the PATH."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash blocks need bash (Windows without Git Bash or WSL)")
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    done = subprocess.run([bash, "-e", "-c", block.code], cwd=folder, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PATH": path})
+    assert done.returncode == 0, f"{block.page}:{block.line}\n{done.stdout}\n{done.stderr}"
+
+
 @pytest.mark.parametrize("page", _runnable_pages())
 def test_the_examples_of_each_page_run_as_written(page, cluster, tmp_path, monkeypatch):
-    for file in cluster.iterdir():
-        shutil.copy2(file, tmp_path / file.name)
+    if page not in BUILDS_ITS_CLUSTER:
+        for file in cluster.iterdir():
+            shutil.copy2(file, tmp_path / file.name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # pages that make their own folder
     environment = os.environ.copy()  # what a page sets (WMX_USER ...) is undone after it
@@ -142,6 +160,8 @@ def test_the_examples_of_each_page_run_as_written(page, cluster, tmp_path, monke
                 _run_pycon(block, namespace)
             elif block.runnable and block.language == "python":
                 _run_python(block, namespace)
+            elif block.runnable and block.language == "bash":
+                _run_bash(block, tmp_path)
     finally:
         os.environ.clear()
         os.environ.update(environment)
@@ -158,3 +178,16 @@ def _nav_pages() -> set[str]:
 def test_the_site_navigation_lists_every_page_and_nothing_else():
     on_disk = {page.name for page in pages()} | {p.name for p in DOCS.glob("*.ipynb")}
     assert _nav_pages() == on_disk
+
+
+def test_a_code_block_that_is_never_closed_is_reported_with_its_line(tmp_path):
+    page = tmp_path / "broken.md"
+    page.write_text("# Broken\n\n```python\nprint('the fence is never closed')\n", "utf-8")
+    with pytest.raises(AssertionError, match="broken.md:3"):
+        blocks(page)
+
+
+def test_only_the_block_right_after_the_marker_is_shown_only(tmp_path):
+    page = tmp_path / "marked.md"
+    page.write_text(f"{NOT_RUNNABLE}\n\n```python\nA\n```\n\n```python\nB\n```\n", "utf-8")
+    assert [(b.code, b.runnable) for b in blocks(page)] == [("A", False), ("B", True)]
