@@ -183,7 +183,7 @@ def test_the_site_navigation_lists_every_page_and_nothing_else():
 def test_a_code_block_that_is_never_closed_is_reported_with_its_line(tmp_path):
     page = tmp_path / "broken.md"
     page.write_text("# Broken\n\n```python\nprint('the fence is never closed')\n", "utf-8")
-    with pytest.raises(AssertionError, match="broken.md:3"):
+    with pytest.raises(AssertionError, match=r"broken\.md:3"):
         blocks(page)
 
 
