@@ -213,3 +213,48 @@ def test_every_row_of_a_realistic_repository_passes_the_check(cluster):
                               parent_node=parent.info().node_id, dry_run=True)
     assert report.conflicts == [] or all(c.reason == "id_collision" for c in report.conflicts)
     assert len({row[1] for row in rows}) >= 10
+
+
+POISON_BODY = '{"jobTypeId": 1}'
+"""A job body without its id (JSON still: SQLite's own index of job bodies refuses worse)."""
+
+
+def _poison_in_place(path, guid: str) -> None:
+    """Damage one stored row behind the store's back (a store written before this check, a
+    disk error) and move it to the head of the change log, so the next sync sends it."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(f"UPDATE elements SET body='{POISON_BODY}', hlc=hlc+1,"
+                   " seq=(SELECT MAX(seq) + 1 FROM elements) WHERE guid=?", (guid,))
+    db.close()
+
+
+@pytest.mark.parametrize("served", [False, True], ids=["embedded child", "child over HTTP"])
+def test_a_child_holding_a_poison_row_fails_alone_and_the_row_reaches_no_other_repository(
+        cluster, served):
+    """The row is refused where it would enter the parent (its store, or the client decoding
+    the child's page); that child fails naming the element, the other child is synchronized,
+    and neither the parent nor the other child ever holds it. (A job: a served repository
+    whose own users are damaged cannot answer at all, which is what the check prevents.)"""
+    poisoned = _child_job_version(cluster)
+    _poison_in_place(cluster.child_paths["Child1"], poisoned.guid)
+    with cluster.parent() as parent:
+        healthy = parent.create_job(1, user=ADMIN)
+    with ServerThread(cluster.child_paths["Child1"]) as server, cluster.parent() as parent:
+        from wmx.engine.outcome import ChildTarget
+        from wmx.engine.synchronize import synchronize
+
+        location = server.url if served else str(cluster.child_paths["Child1"])
+        targets = [ChildTarget("Child1", location),
+                   ChildTarget("Child2", str(cluster.child_paths["Child2"]))]
+        outcome = synchronize(parent, targets, lambda url: open_repository(url, user=ADMIN))
+    failed, synced = outcome.children
+    assert failed.error and poisoned.guid in failed.error
+    assert not synced.error
+    with cluster.child("Child2") as other:
+        assert other.get_job(healthy.id).id == healthy.id
+    for repository in (cluster.parent(), cluster.child("Child2")):
+        with repository:
+            assert POISON_BODY not in {row[5] for row in repository.all_rows()}
