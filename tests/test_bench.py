@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import time
 
 import pytest
+import requests
 
 from wmx import bench
 
 FIGURES = ("raw_copy", "replicate_embedded", "replicate_http", "sync_small", "sync_large",
-           "sync_scaling", "noop_sync_http", "replicate_peak_rss")
+           "sync_scaling", "noop_sync_http", "replicate_peak_rss", "esri")
 TINY = ["--smoke", "--rows", "400", "--small-rows", "150", "--rss-rows", "400",
-        "--changes", "4", "--repeat", "1", "--quiet"]
+        "--changes", "4", "--repeat", "1", "--esri-jobs", "2,5", "--esri-latency", "0",
+        "--quiet"]
 
 
 def _run(tmp_path, *extra: str) -> dict:
@@ -40,7 +44,12 @@ def _check_common(results: dict) -> None:
     assert results["parameters"]["rows"] == 400
 
 
-def test_smoke_run_reports_every_figure_without_http(tmp_path, capsys):
+def _settings(*argv: str) -> argparse.Namespace:
+    return bench._settings(bench.build_parser().parse_args(list(argv)), list(argv))
+
+
+def test_smoke_run_reports_every_figure_without_http(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "ESRI_DOUBLE", tmp_path / "tests" / "esri_double.py")
     results = _run(tmp_path, "--skip-http")
     _check_common(results)
     assert results["figures"]["replicate_http"] == {"skipped": True}
@@ -50,9 +59,13 @@ def test_smoke_run_reports_every_figure_without_http(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "raw sqlite3 copy" in table and "replicate embedded" in table
     assert "skipped" in table
+    esri = results["figures"]["esri"]
+    assert esri["skipped"] is True and "esri_double.py is not here" in esri["reason"]
+    assert skipped["esri_first_sync"]["met"] is None and skipped["esri_noop_sync"]["met"] is None
+    assert "Esri server (double)" in table
 
 
-def test_smoke_run_over_http(tmp_path):
+def test_smoke_run_over_http_carries_the_esri_figures_targets_and_verdicts(tmp_path, capsys):
     pytest.importorskip("waitress")
     results = _run(tmp_path, "--noop-children", "2")
     _check_common(results)
@@ -61,10 +74,84 @@ def test_smoke_run_over_http(tmp_path):
     assert results["figures"]["noop_sync_http"]["children"] == 2
     assert all(t["measured"] is not None for t in results["targets"]
                if t["figure"] != "replicate_peak_rss")
+    esri = results["figures"]["esri"]
+    assert [size["jobs"] for size in esri["sizes"]] == [2, 5]
+    assert esri["connections"] == 8 and esri["latency_s"] == 0
+    verdicts = {t["figure"]: t for t in results["targets"]}
+    for key in ("first_sync", "noop_sync"):
+        verdict = verdicts[f"esri_{key}"]
+        assert verdict["jobs"] == 5 and verdict["target"] == "< 60" and verdict["met"] is True
+        assert verdict["measured"] == esri["sizes"][1][key]["seconds"]
+    assert results["parameters"]["esri_jobs"] == [2, 5]
+    table = capsys.readouterr().out
+    assert "Esri server (double, 0 ms/request, 8 connections)" in table
+    assert "5 jobs: sync with nothing new" in table and "requests" in table
+
+
+def test_the_esri_figures_count_every_request_of_the_first_run_and_of_a_sync_with_nothing_new(
+        tmp_path):
+    runner = bench.Bench(_settings("--esri-jobs", "3,7", "--esri-latency", "0", "--quiet"),
+                         tmp_path)
+    runner.esri_sync()
+    sizes = runner.figures["esri"]["sizes"]
+    assert [size["jobs"] for size in sizes] == [3, 7]
+    for size in sizes:
+        jobs = size["jobs"]
+        assert size["rows"] > jobs  # every job arrived at the child, with its sub-records
+        for key in ("first_sync", "noop_sync"):
+            figure = size[key]
+            assert figure["seconds"] > 0
+            assert figure["requests"] == sum(figure["by_request"].values())
+            assert figure["requests_per_job"] == figure["requests"] / jobs
+            # each job is read (so the count is the client's, not a constant)
+            assert figure["by_request"]["GET jobs/{id}"] == jobs
+            assert figure["unimplemented"] == [] and figure["internal_errors"] == []
+        # first contact probes once (the one request outside Esri's surface), then never
+        assert size["first_sync"]["undocumented"] == ["GET replication/x-node"]
+        assert size["noop_sync"]["undocumented"] == []
+        assert "GET jobs/{id}/attachments/{id}/content" in size["first_sync"]["by_request"]
+        assert "GET jobs/{id}/attachments/{id}/content" not in size["noop_sync"]["by_request"]
+    assert not list(tmp_path.glob("esri-state-*")), "the state folders are removed"
+
+
+def test_skip_esri_skips_the_esri_figures_and_says_so(tmp_path):
+    runner = bench.Bench(_settings("--skip-esri", "--quiet"), tmp_path)
+    runner.esri_sync()
+    assert runner.figures["esri"] == {"skipped": True, "reason": "--skip-esri"}
+
+
+def test_the_double_process_waits_the_latency_asked_and_counts_requests_since_the_last_summary():
+    with bench.EsriDoubleProcess(bench.ESRI_DOUBLE, 2, 0.3) as double:
+        assert double.requests()["requests"] == 0
+        started = time.perf_counter()
+        assert requests.get(f"{double.url}/jobs", params={"f": "json"}, timeout=30).json() == {
+            "jobIds": [1, 2]}
+        assert time.perf_counter() - started >= 0.3
+        requests.get(f"{double.url}/jobs/2/holds", params={"f": "json"}, timeout=30)
+        summary = double.requests()
+        assert summary["by_request"] == {"GET jobs": 1, "GET jobs/{id}/holds": 1}
+        assert double.requests()["requests"] == 0
+
+
+def test_a_damaged_double_file_is_a_clear_error_not_a_hang(tmp_path):
+    damaged = tmp_path / "esri_double.py"
+    damaged.write_text("class EsriDouble(:\n", encoding="utf-8")
+    with pytest.raises(RuntimeError, match=r"stopped before sending its URL \(exit code 1\)"):
+        bench.EsriDoubleProcess(damaged, 2, 0.0)
+
+
+@pytest.mark.parametrize("sizes", ["0", "abc", "", "10,-1"])
+def test_esri_job_sizes_must_be_positive_counts(sizes, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.build_parser().parse_args(["--esri-jobs", sizes])
+    assert exit_info.value.code == 2
+    assert "positive job counts" in capsys.readouterr().err
 
 
 def test_smoke_sizes_apply_unless_given():
-    args = bench._settings(bench.build_parser().parse_args(["--smoke", "--rows", "123"]),
-                           ["--smoke", "--rows", "123"])
+    args = _settings("--smoke", "--rows", "123")
     assert args.rows == 123 and args.small_rows == bench.SMOKE["small_rows"]
     assert args.rss_rows == bench.SMOKE["rss_rows"]
+    assert args.esri_jobs == bench.SMOKE["esri_jobs"] and args.esri_latency == 0.005
+    assert _settings("--smoke", "--esri-jobs", "7").esri_jobs == (7,)
+    assert _settings().esri_jobs == (1_000, 10_000)
