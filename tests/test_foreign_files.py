@@ -22,6 +22,9 @@ import pytest
 
 from tests.conftest import ADMIN
 from wmx import arcpy
+from wmx.engine.outcome import ChildTarget
+from wmx.engine.replicate import replicate
+from wmx.engine.synchronize import synchronize
 from wmx.errors import ExecuteError
 from wmx.repository import RepositoryNotFound, RepositoryUnavailable, open_repository
 from wmx.repository.embedded import APPLICATION_ID, EmbeddedRepository, RepositoryReadOnly
@@ -185,3 +188,17 @@ def test_a_sync_whose_parent_is_read_only_says_read_only(cluster, make_read_only
     with pytest.raises(ExecuteError, match="read-only") as failed:
         arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", rows)
     assert "does not exist" not in str(failed.value)
+
+
+def test_replicating_or_synchronizing_into_a_foreign_file_fails_that_child_and_changes_nothing(
+        foreign, cluster):
+    before = _snapshot(foreign.parent)
+    targets = [ChildTarget("Stranger", str(foreign)), *cluster.targets(["Child1"])]
+    with cluster.parent() as parent:
+        replicated = replicate(parent, targets, open_repository)
+        synchronized = synchronize(parent, targets, open_repository)
+    for outcome in (replicated, synchronized):
+        stranger, child = outcome.children
+        assert stranger.error and "not a wmx repository" in stranger.error
+        assert not child.error
+    assert _snapshot(foreign.parent) == before
