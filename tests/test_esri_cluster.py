@@ -148,6 +148,12 @@ def test_configuration_an_esri_child_cannot_take_is_a_warning_and_the_jobs_still
         assert len(road) == 1, child.pushed.warnings
         assert "job types" in road[0] and esri.url in road[0]
         assert esri.job(job.id)["name"] == "travels anyway"
+
+        with EmbeddedRepository(parent) as repository:
+            repository.update_config(JobType, "Road Survey", description="renamed")
+        result = wmx.SynchronizeJobData(str(parent), "Parent", f"Esri true {esri.url}")
+        assert result.status_code == 0
+        assert "Road Survey" in result.getMessages(1)
         assert "Road Survey" not in {t["name"] for t in esri.job_types.values()}
 
         caplog.clear()  # reported again by the next run, while it is unresolved

@@ -102,6 +102,8 @@ def _report(ctx: ToolContext, outcome: RunOutcome, names: dict[str, str]) -> lis
             ctx.add_message(_sync_line(child))
         if child.notice:
             ctx.add_warning(child.notice)
+        for warning in (*child.pulled.warnings, *child.pushed.warnings):
+            ctx.add_warning(warning)  # e.g. what an Esri server's surface cannot write
     for conflict in outcome.conflicts:
         ctx.add_warning(_describe_conflict(conflict, names), REPLICATION_CONFLICT)
     if outcome.dry_run:
