@@ -10,6 +10,7 @@ import sqlite3
 import pytest
 
 from tests.conftest import ADMIN
+from tests.test_foreign_files import make_read_only  # noqa: F401 (a fixture)
 from wmx import arcpy, errors
 from wmx.result import FAILED
 
@@ -105,3 +106,15 @@ def test_clear_with_a_child_that_is_gone_completes_with_errors_and_says_what_to_
     line = next(w for w in result.getMessages(1).splitlines() if "Child2" in w)
     assert line.startswith(f"WARNING {errors.CHILD_UNREACHABLE}: Child2 (")
     assert "was not cleared" in line and "Check the URL or path" in line
+
+
+def test_a_read_only_child_is_told_to_make_it_writable_not_that_the_next_run_helps(
+        cluster, make_read_only):  # noqa: F811 (the imported fixture)
+    make_read_only(cluster.child_paths["Child1"])
+
+    result = arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", _rows(cluster))
+
+    assert result.getOutput(0) == "1"
+    line = next(w for w in result.getMessages(1).splitlines() if "Child1" in w)
+    assert line.startswith(f"WARNING {errors.CHILD_UNREACHABLE}: Child1 (")
+    assert "writable" in line and "catches it up" not in line

@@ -38,6 +38,7 @@ from wmx.repository.base import (
     RepositoryTimeout,
     RepositoryUnavailable,
 )
+from wmx.repository.embedded import RepositoryReadOnly
 
 PARENT, CHILD, REPOSITORY = "parent", "child", "repository"
 """Roles: the parent of a run, one of its children, or the one repository a tool works on."""
@@ -98,6 +99,8 @@ _KINDS: tuple[tuple[type[BaseException], _Kind], ...] = (
                           "the Manage Replication privilege or administrator access")),
     (RepositoryTimeout, _Kind(TIMED_OUT, None)),
     (RepositoryBusy, _Kind(REPOSITORY_LOCKED, None)),
+    (RepositoryReadOnly, _Kind(None, "Make it writable for this process, then run again: "
+                                     "until then every run fails the same way")),
     (RepositoryFull, _Kind(None, "Free space on its disk, then run again: until then "
                                "every run fails the same way")),
     (RepositoryUnavailable, _Kind(None, None)),
