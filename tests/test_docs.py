@@ -191,3 +191,13 @@ def test_only_the_block_right_after_the_marker_is_shown_only(tmp_path):
     page = tmp_path / "marked.md"
     page.write_text(f"{NOT_RUNNABLE}\n\n```python\nA\n```\n\n```python\nB\n```\n", "utf-8")
     assert [(b.code, b.runnable) for b in blocks(page)] == [("A", False), ("B", True)]
+
+
+@pytest.mark.parametrize("readme", ["README.md", "examples/README.md"])
+def test_every_relative_link_of_the_readmes_names_a_file_that_exists(readme):
+    """mkdocs checks the site's links; nothing else would notice a renamed page here."""
+    page = DOCS.parent / readme
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8"))
+    local = [target for target in targets if "://" not in target]
+    assert local or readme != "README.md"
+    assert [t for t in local if not (page.parent / t).exists()] == []
