@@ -55,9 +55,14 @@ class PostgresServer:
     def uri_with_password(self) -> str:
         """The test database's URI with the password written into it (SPEC §2.7 accepts it)."""
         assert self.password is not None
-        scheme, rest = self.uri.split("://", 1)
-        user, host = rest.split("@", 1)
+        scheme, user, host = self.parts()
         return f"{scheme}://{user}:{self.password}@{host}"
+
+    def parts(self) -> tuple[str, str, str]:
+        """Scheme, user (without any password) and ``host:port/db…`` of :attr:`uri`."""
+        scheme, rest = self.uri.split("://", 1)
+        user, host = rest.rsplit("@", 1)
+        return scheme, user.split(":", 1)[0], host
 
 
 def find_program(name: str) -> Optional[str]:

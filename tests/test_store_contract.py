@@ -19,7 +19,8 @@ from typing import Any, Callable
 import attrs
 import pytest
 
-from tests.postgres_helpers import drop_schema, postgres_server  # noqa: F401
+from tests import postgres_helpers
+from tests.postgres_helpers import drop_schema
 from wmx.engine.outcome import ChildTarget
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
@@ -29,6 +30,7 @@ from wmx.repository.base import NodeRecord
 from wmx.repository.setup import initialise
 
 USER = "tester"
+postgres_server = postgres_helpers.postgres_server
 
 
 @attrs.define

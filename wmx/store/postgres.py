@@ -30,15 +30,12 @@ HTTP, value tables or the engine's order of operations.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Optional
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-import attrs
 import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
@@ -74,15 +71,13 @@ from wmx.repository.embedded import (
 from wmx.repository.jobs import JobTracking
 from wmx.store.apply import apply_versions
 from wmx.store.merge import MergeContext
+from wmx.store.postgres_location import PostgresLocation
 from wmx.store.protocol import StoredVersion
 
-DEFAULT_SCHEMA = "wmx"
 DEFAULT_POOL_SIZE = 10
 """Connections per process: ``wmx serve``'s 8 request threads, plus a sync and a spare."""
-SCHEMES = ("postgresql://", "postgres://")
 _LOCK_CLASS = 0x776D78
 """First key of the advisory lock (``wmx``); the second is the hash of the schema's name."""
-_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _COLUMNS = ", ".join(ROW_FIELDS)
 _MARKS = ", ".join(["%s"] * (len(ROW_FIELDS) + 1))
 _LOAD_TABLE = "elements_load"
@@ -131,51 +126,6 @@ _NODE_COLUMNS = ("node_id, name, url, is_parent, is_connected, last_sync_ms, id_
                  " incarnation, pull_seq, push_seq")
 _CONFLICT_COLUMNS = ("guid, kind, int_id, winner_origin, winner_hlc, loser_origin, loser_hlc,"
                      " loser_deleted, loser_body, reason, detected_ms, winner_int_id")
-
-
-def is_postgres_location(location: str) -> bool:
-    return location.lower().startswith(SCHEMES)
-
-
-@attrs.frozen
-class PostgresLocation:
-    """A location taken apart: what libpq is given (``conninfo``, the password included), the
-    schema, and ``public``: the location as it may be shown (no password, anywhere)."""
-
-    conninfo: str
-    schema: str
-    public: str
-    secrets: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, location: str) -> PostgresLocation:
-        parts = urlsplit(location.strip())
-        if parts.scheme.lower() not in ("postgresql", "postgres"):
-            raise RepositoryNotFound("A PostgreSQL location starts with postgresql://")
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((value for key, value in reversed(query) if key == "schema"),
-                      DEFAULT_SCHEMA)
-        libpq_query = [(key, value) for key, value in query if key != "schema"]
-        userinfo, at, hosts = parts.netloc.rpartition("@")
-        user, colon, password = userinfo.partition(":")
-        secrets = [password, unquote(password)] if colon and password else []
-        secrets += [value for key, value in libpq_query if key == "password" and value]
-        public_query = [(key, value) for key, value in query if key != "password"]
-        public = urlunsplit((parts.scheme, f"{user}{at}{hosts}", parts.path,
-                             urlencode(public_query, safe=",/:"), ""))
-        if not _SCHEMA_NAME.fullmatch(schema):
-            raise InvalidRequest(f"{public}: schema= must be a plain PostgreSQL name (letters, "
-                                 "digits and _, not starting with a digit, at most 63)")
-        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path,
-                               urlencode(libpq_query, safe=",/:"), ""))
-        return cls(conninfo, schema, public, tuple(sorted(set(secrets), key=len, reverse=True)))
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every form of the password replaced (libpq never prints it, but a
-        connection-string parse error quotes what it was given)."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
 
 
 def _first_line(exc: BaseException) -> str:
@@ -776,4 +726,4 @@ def _as_rows(cursor: psycopg.Cursor) -> Iterator[tuple]:
             (*row[:content], bytes(value), *row[content + 1:])
 
 
-__all__ = ["DEFAULT_SCHEMA", "PostgresLocation", "PostgresRepository", "is_postgres_location"]
+__all__ = ["PostgresRepository"]

@@ -31,6 +31,7 @@ from wmx.repository import (
 )
 from wmx.repository.embedded import embedded_path
 from wmx.state import saved_folder
+from wmx.store.postgres_location import shown_location
 from wmx.tools._base import ValidationFailure
 
 TOKEN_VARIABLE = "WMX_TOKEN"
@@ -61,8 +62,8 @@ def open_checked(location: str, label: str, name: Optional[str] = None,
         repository = open_location(location)
         actual = repository.info().name
     except RepositoryNotFound:
-        raise ValidationFailure([(DATASET_NOT_FOUND, label, dataset_not_found_text(location))]
-                                ) from None
+        raise ValidationFailure([(DATASET_NOT_FOUND, label,
+                                  dataset_not_found_text(shown_location(location)))]) from None
     except NotAuthorized as exc:
         raise ValidationFailure([(NOT_AUTHORIZED, label, str(exc))]) from None
     except RepositoryError as exc:
