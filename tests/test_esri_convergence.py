@@ -23,7 +23,7 @@ NODES = ("parent", "child", "esri")
 ACTIONS = st.lists(st.tuples(
     st.sampled_from(NODES),
     st.sampled_from(("create", "rename", "notes", "hold", "release", "comment", "close",
-                     "delete")),
+                     "delete", "attach", "depend")),
     st.integers(0, 3), st.text("abcdef ", min_size=1, max_size=6)), max_size=8)
 
 
@@ -44,10 +44,20 @@ def _esri_act(double: EsriDouble, action: str, pick: int, text: str) -> None:
         double.seed_hold(job, type=1, holdComments=f"esri {text}")
     elif action == "close":
         double.update_job(job, stage=5, status=5, endDate=double.now_ms())
-    elif action == "delete":
+    elif action == "attach":
+        double.seed_attachment(job, content=text.encode(), filename=f"esri {text}.txt")
+    elif action == "depend":
+        others = [j for j in jobs if j != job]
+        if others:
+            double.seed_dependency(job, depJobId=others[pick % len(others)])
+    elif action == "delete":  # as jobs/{id}/delete does it
         del double.jobs[job]
-        for table in (double.job_holds, double.job_notes, double.job_activity):
+        for table in (double.job_holds, double.job_notes, double.job_activity,
+                      double.job_attachments, double.job_dependencies, double.job_extended):
             table.pop(job, None)
+        for dependencies in double.job_dependencies.values():
+            for gone in [d for d, v in dependencies.items() if v["depJobId"] == job]:
+                del dependencies[gone]
     elif action == "release":
         held = [h for h in double.holds(job) if h["releaseDate"] is None]
         if held:
@@ -71,6 +81,14 @@ def _wmx_act(repository: EmbeddedRepository, action: str, pick: int, text: str) 
         repository.create_hold(job, 1, user=ADMIN, comments=f"wmx {text}")
     elif action == "close":
         repository.close_job(job, user=ADMIN)
+    elif action == "attach":
+        repository.add_attachment(job, f"wmx {text}.txt", text.encode(), user=ADMIN)
+    elif action == "depend":
+        others = [j for j in jobs if j != job]
+        if others:
+            repository.add_dependency(job, others[pick % len(others)], user=ADMIN,
+                                      held_on_type=2, held_on_value=1, dep_on_type=2,
+                                      dep_on_value=5)
     elif action == "delete":
         repository.delete_job(job, user=ADMIN)
     elif action == "release":
@@ -87,7 +105,10 @@ def _view_of_wmx(path: Path) -> dict:
                       repository.get_notes(job),
                       sorted((h.hold_comments, h.release_date is not None)
                              for h in repository.holds(job)),
-                      Counter(a.message for a in repository.activity(job) if a.type == 7))
+                      Counter(a.message for a in repository.activity(job) if a.type == 7),
+                      sorted((a.filename, repository.attachment_content(job, a.id))
+                             for a in repository.attachments(job)),
+                      sorted(d.dep_job_id for d in repository.dependencies(job)))
                 for job in repository.jobs()}
 
 
@@ -95,7 +116,10 @@ def _view_of_esri(double: EsriDouble) -> dict:
     return {job: (double.job(job)["name"], double.job(job)["stage"] == 5, double.notes(job),
                   sorted((h["holdComments"], h["releaseDate"] is not None)
                          for h in double.holds(job)),
-                  Counter(a["message"] for a in double.activity(job) if a["type"] == 7))
+                  Counter(a["message"] for a in double.activity(job) if a["type"] == 7),
+                  sorted((a["filename"], double.attachment_content(a["id"]))
+                         for a in double.attachments(job)),
+                  sorted(d["depJobId"] for d in double.dependencies(job)))
             for job in sorted(double.jobs)}
 
 
