@@ -113,16 +113,19 @@ def gzip_bomb(prefix: bytes, suffix: bytes) -> bytes:
 class HostilePeer:
     """``with HostilePeer(upstream_url, mode) as peer:`` then name ``peer.url`` as the child.
 
-    ``upstream_url`` is a real child's service URL; ``route`` the path (after ``WMServer/``)
-    whose answers are corrupted."""
+    ``upstream_url`` is a real child's service URL; ``route`` the end of the path whose
+    answers are corrupted (``"wmserver"``: the service root). With ``as_esri`` the peer denies
+    the replication extension (``x-node`` answers Esri's 404 envelope), so clients take it
+    for an Esri server."""
 
     def __init__(self, upstream_url: str, mode: str,
-                 route: str = "replication/x-changes") -> None:
+                 route: str = "replication/x-changes", *, as_esri: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.upstream = upstream_url.rstrip("/")
         self.mode = mode
         self.route = route.lower()
+        self.as_esri = as_esri
         self.requests: list[str] = []
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -173,6 +176,9 @@ class HostilePeer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
         parts = urlsplit(handler.path)
+        if self.as_esri and parts.path.lower().endswith("replication/x-node"):
+            self._send(handler, 200, b'{"error": {"code": 404, "message": "Not Found"}}')
+            return
         base = urlsplit(self.upstream)
         answer = requests.request(
             handler.command, f"{base.scheme}://{base.netloc}{parts.path}",

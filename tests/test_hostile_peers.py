@@ -20,8 +20,8 @@ import pytest
 from tests.hostile_peer import MODES, HostilePeer, run_tool
 from tests.http_helpers import ADMIN, Client, make_repository
 from wmx import arcpy
-from wmx.repository import transport
-from wmx.repository.base import RepositoryTimeout
+from wmx.repository import open_repository, transport
+from wmx.repository.base import RepositoryError, RepositoryTimeout
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.repository.rest import RestRepository
 from wmx.server.run import ServerThread
@@ -129,3 +129,17 @@ def test_https_to_a_plain_http_server_fails_within_the_connect_limit(tmp_path, m
             RestRepository("https://" + server.url.split("://", 1)[1], user=ADMIN,
                            timeout=30.0, retries=3)
         assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize("mode", ("huge", "gzip-bomb", "slow-drip"))
+def test_a_hostile_server_that_passes_for_an_esri_server_is_read_within_the_same_bounds(
+        tmp_path, monkeypatch, mode) -> None:
+    monkeypatch.setenv("WMX_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("WMX_TIMEOUT", str(TIMEOUT_SECONDS))
+    with ServerThread(make_repository(tmp_path, "Pretender", "minimum")) as server, \
+            HostilePeer(server.url, mode, route="wmserver", as_esri=True) as peer:
+        started = time.monotonic()
+        with pytest.raises(RepositoryError, match=r"too large|larger than|did not answer within"):
+            open_repository(peer.url, user=ADMIN)
+        assert time.monotonic() - started < TIMEOUT_SECONDS + 1.5
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.wmxdb"))

@@ -65,6 +65,8 @@ from wmx.repository.base import (
 )
 from wmx.repository.transport import (
     INSUFFICIENT_STORAGE,
+    MAX_ANSWER_BYTES,
+    MAX_DOWNLOAD_BYTES,
     RETRY_STATUSES,
     Answer,
     AnswerMalformed,
@@ -104,13 +106,6 @@ MAX_BATCH_BYTES = 16 * 1024 * 1024
 """Approximate ceiling of one ``x-load/rows`` request body, well under a server's limit."""
 TOKEN_HEADER = "X-Esri-Authorization"
 GZIP_LEVEL = 1
-MAX_ANSWER_BYTES = 48 * 1024 * 1024
-"""Ceiling of one JSON answer, as sent and once inflated. A server's pages stop near 16 MB of
-bodies and content (wmx.repository.embedded.PAGE_BYTES, plus one element, whose content is
-split off above wmx.repository.wire.INLINE_CONTENT_BYTES), so honest answers stay well below;
-a peer sending more is cut off here, before its answer costs more memory."""
-MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
-"""Ceiling of one attachment download (Esri's ``attachments/{id}/content``)."""
 
 _BODY = ROW_FIELDS.index("body")
 _CONTENT = ROW_FIELDS.index("content")

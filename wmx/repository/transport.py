@@ -37,6 +37,13 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds one request may take in all (connecting, retries and the whole answer included)."""
 TIMEOUT_VARIABLE = "WMX_TIMEOUT"
 """Environment variable that overrides :data:`DEFAULT_TIMEOUT` (seconds)."""
+MAX_ANSWER_BYTES = 48 * 1024 * 1024
+"""Ceiling of one JSON answer, as sent and once inflated. A wmx server's pages stop near 16 MB
+of bodies and content (wmx.repository.embedded.PAGE_BYTES, plus one element, whose content is
+split off above wmx.repository.wire.INLINE_CONTENT_BYTES), so honest answers stay well below;
+a peer sending more is cut off here, before its answer costs more memory."""
+MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
+"""Ceiling of one attachment download (Esri's ``attachments/{id}/content``)."""
 CONNECT_SECONDS = 10.0
 """Longest wait for a connection and its TLS handshake (within the request's deadline): an
 ``https://`` URL naming a plain-HTTP server never completes the handshake, and fails here."""
@@ -312,5 +319,6 @@ class _Inflater:
         return self.out
 
 
-__all__ = ["DEFAULT_TIMEOUT", "TIMEOUT_VARIABLE", "Answer", "AnswerMalformed", "AnswerTooLarge",
-           "TransportTimeout", "default_timeout", "exchange", "new_session", "retry_policy"]
+__all__ = ["DEFAULT_TIMEOUT", "INSUFFICIENT_STORAGE", "MAX_ANSWER_BYTES", "MAX_DOWNLOAD_BYTES",
+           "TIMEOUT_VARIABLE", "Answer", "AnswerMalformed", "AnswerTooLarge", "TransportTimeout",
+           "default_timeout", "exchange", "new_session", "retry_policy"]
