@@ -358,7 +358,7 @@ class EsriRepository:
         pending = self.book.pending()
         if not pending:
             return
-        rows = {row[0]: row for row in live_rows(self.mirror) if row[0] in pending}
+        rows = {row[0]: row for row in self.book.pending_rows()}
         for guid in [g for g in pending if g not in rows]:
             self.book.done(guid)
         by_job: dict[int, list[tuple]] = defaultdict(list)

@@ -225,6 +225,14 @@ class MirrorBook:
         tx.cursor.execute("DELETE FROM esri_pending WHERE guid IN"
                           " (SELECT guid FROM elements WHERE deleted=1)")
 
+    def pending_rows(self) -> list[tuple]:
+        """The mirror's versions of the pending elements, as :func:`live_rows` gives them
+        (a push reads these only, not the whole mirror)."""
+        return [(guid, kind, job_guid, body, content, origin, bool(deleted))
+                for guid, kind, job_guid, body, content, origin, deleted in self._rows(
+                    "SELECT e.guid, e.kind, e.job_guid, e.body, e.content, e.origin, e.deleted"
+                    " FROM esri_pending p JOIN elements e ON e.guid = p.guid")]
+
     def done(self, guid: str) -> None:
         with self.store.transaction() as tx:
             tx.cursor.execute("DELETE FROM esri_pending WHERE guid=?", (guid,))
