@@ -253,6 +253,25 @@ def test_a_parent_whose_disk_fills_up_mid_sync_fails_the_run_with_999980_naming_
     assert "the parent failed" in _line(err, "Child1")
 
 
+def test_a_parent_that_is_no_wmserver_fails_validation_with_999987(cluster, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.delenv("WMX_TOKEN", raising=False)
+    with _plain_web_server(tmp_path) as url, \
+            pytest.raises(errors.WmxValidationError) as caught:
+        arcpy.SynchronizeJobData_wmx(url, "Parent", _rows(cluster))
+
+    assert caught.value.code == errors.INVALID_RESPONSE
+
+
+def test_a_parent_that_never_answers_fails_validation_with_999988(cluster, monkeypatch):
+    monkeypatch.delenv("WMX_TOKEN", raising=False)
+    monkeypatch.setenv("WMX_TIMEOUT", "1")
+    with _silent_server() as url, pytest.raises(errors.WmxValidationError) as caught:
+        arcpy.SynchronizeJobData_wmx(url, "Parent", _rows(cluster))
+
+    assert caught.value.code == errors.TIMED_OUT
+
+
 @pytest.mark.slow
 def test_a_parent_locked_by_another_process_fails_the_run_with_999989_not_blamed_on_a_child(
         cluster):

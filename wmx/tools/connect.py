@@ -16,13 +16,10 @@ from typing import Optional
 from wmx.errors import (
     DATASET_NOT_FOUND,
     NOT_A_MEMBER,
-    NOT_AUTHORIZED,
-    PARENT_UNREACHABLE,
     dataset_not_found_text,
     not_a_member_text,
 )
 from wmx.repository import (
-    NotAuthorized,
     Repository,
     RepositoryError,
     RepositoryNotFound,
@@ -33,6 +30,7 @@ from wmx.repository.embedded import embedded_path
 from wmx.state import saved_folder
 from wmx.store.postgres_location import shown_location
 from wmx.tools._base import ValidationFailure
+from wmx.tools.failures import REPOSITORY, Node, classify
 
 TOKEN_VARIABLE = "WMX_TOKEN"
 USER_VARIABLE = "WMX_USER"
@@ -64,10 +62,9 @@ def open_checked(location: str, label: str, name: Optional[str] = None,
     except RepositoryNotFound:
         raise ValidationFailure([(DATASET_NOT_FOUND, label,
                                   dataset_not_found_text(shown_location(location)))]) from None
-    except NotAuthorized as exc:
-        raise ValidationFailure([(NOT_AUTHORIZED, label, str(exc))]) from None
-    except RepositoryError as exc:
-        raise ValidationFailure([(PARENT_UNREACHABLE, label, str(exc))]) from None
+    except RepositoryError as exc:  # its code is decided where every repository failure's is
+        code = classify(exc, Node(REPOSITORY, "", location)).code
+        raise ValidationFailure([(code, label, str(exc))]) from None
     if name is not None and name.strip().casefold() != actual.casefold():
         repository.close()
         raise ValidationFailure([(NOT_A_MEMBER, name_label, not_a_member_text([actual]))])
