@@ -275,8 +275,8 @@ class EsriRepository:
                 taken[kind].add(int_id)
                 if not deleted or (kind, int_id) not in by_id:
                     by_id[(kind, int_id)] = guid
-            if kind in NAMED_KINDS and record_type.NAME_FIELD and not deleted:
-                by_name[(kind, str(data.get(_camel(record_type.NAME_FIELD))))] = guid
+            if kind in NAMED_KINDS and not deleted:
+                by_name[(kind, str(record_type.from_esri(data).unique_name))] = guid
         seen: list[Seen] = []
         bindings: list[tuple[str, int, str, str]] = []
         for record in config:
@@ -797,11 +797,6 @@ class EsriRepository:
 
     def conflicts(self) -> list[ConflictRecord]:
         return self.mirror.conflicts()
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _comparable(record: Record) -> dict[str, Any]:
