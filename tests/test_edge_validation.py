@@ -16,7 +16,7 @@ import time
 import attrs
 import pytest
 
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, Cluster, make_cluster
 from wmx.model import codec
 from wmx.model.changes import Change
 from wmx.model.clock import AHEAD_LIMIT_MS, COUNTER_BITS, MAX_STAMP, stamp_from_millis
@@ -135,18 +135,26 @@ POISONS = {
 }
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> tuple[Cluster, dict[str, Change]]:
+    """One cluster for the tests that only see rows refused (they change nothing), with a
+    real job and user version from a child to damage."""
+    cluster = make_cluster(tmp_path_factory.mktemp("shared"))
+    return cluster, {"job": _child_job_version(cluster), "user": _user_version(cluster)}
+
+
 @pytest.fixture(params=list(POISONS), ids=list(POISONS))
-def poison(request, cluster) -> tuple[Change, str]:
+def poison(request, shared) -> tuple[Change, str]:
     kind, change_fields, reason = POISONS[request.param]
-    good = _child_job_version(cluster) if kind == "job" else _user_version(cluster)
+    good = shared[1][kind]
     bad = attrs.evolve(good, hlc=_now_stamp(), **change_fields(good))
     return bad, reason
 
 
 def test_a_poison_row_is_refused_by_the_store_naming_the_element_and_nothing_is_written(
-        cluster, poison):
+        shared, poison):
     bad, reason = poison
-    with cluster.parent() as parent:
+    with shared[0].parent() as parent:
         before = parent.all_rows()
         with pytest.raises(InvalidRequest, match=reason) as refused:
             parent.apply([bad], parent_node=parent.info().node_id)
@@ -160,9 +168,9 @@ def test_a_poison_row_is_refused_by_the_store_naming_the_element_and_nothing_is_
         assert parent.all_rows() == before
 
 
-def test_a_poison_row_decoded_from_a_peer_is_a_wire_error_naming_the_element(cluster, poison):
+def test_a_poison_row_decoded_from_a_peer_is_a_wire_error_naming_the_element(shared, poison):
     bad, reason = poison
-    fine = _user_version(cluster)
+    fine = shared[1]["user"]
     wire = codec.loads(codec.dumps(changes_to_wire([fine, bad])))  # as it travels
     with pytest.raises(WireError, match=r"^changes\[1\]") as refused:
         changes_from_wire(wire)

@@ -86,10 +86,10 @@ def test_wmx_status_on_a_foreign_file_fails_and_changes_nothing(foreign):
     assert _snapshot(foreign.parent) == before
 
 
-def test_a_tool_given_a_foreign_parent_fails_validation_and_changes_nothing(foreign, cluster):
+def test_a_tool_given_a_foreign_parent_fails_validation_and_changes_nothing(foreign, tmp_path):
     before = _snapshot(foreign.parent)
     with pytest.raises(ExecuteError):
-        arcpy.ExportJobData_wmx(str(cluster.folder), str(foreign))
+        arcpy.ExportJobData_wmx(str(tmp_path), str(foreign))
     assert _snapshot(foreign.parent) == before
 
 
@@ -191,7 +191,9 @@ def test_a_sync_whose_parent_is_read_only_says_read_only(cluster, make_read_only
 
 
 def test_replicating_or_synchronizing_into_a_foreign_file_fails_that_child_and_changes_nothing(
-        foreign, cluster):
+        cluster, tmp_path):
+    (tmp_path / "stranger").mkdir()
+    foreign = FOREIGN["a GeoPackage"](tmp_path / "stranger" / "parcels.gpkg")
     before = _snapshot(foreign.parent)
     targets = [ChildTarget("Stranger", str(foreign)), *cluster.targets(["Child1"])]
     with cluster.parent() as parent:
