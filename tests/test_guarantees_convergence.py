@@ -122,7 +122,8 @@ class ReplicationScripts(RuleBasedStateMachine):
         return everyone[index % len(everyone)]
 
     def _open(self, place: str) -> EmbeddedRepository:
-        return self._opener(self._location(place))
+        """A direct connection to the file of ``place`` (also beside a server)."""
+        return self._opener(str(self._path(place)))
 
     def _opener(self, location: str) -> EmbeddedRepository:
         """Opens a repository with the wall clock of its machine (as a script or sync would)."""
