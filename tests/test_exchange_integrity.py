@@ -222,3 +222,21 @@ def test_verifying_a_large_file_keeps_memory_bounded(cluster, tmp_path):
         tracemalloc.stop()
     assert jxl.stat().st_size > 9_000_000
     assert peak < 2_000_000, peak
+
+
+def test_content_saved_before_a_replicate_replaced_it_comes_back_with_import(tmp_path):
+    """The way back ReplicateJobData offers (SPEC §3): a repository that was no replica held
+    jobs, they were saved to an exchange file, and that file is accepted by the repository
+    it came from, now a child of the cluster."""
+    cluster = make_cluster(tmp_path / "cluster", children=1, replicated=False)
+    with cluster.child("Child1") as stranger:
+        (own,) = bulk_jobs(stranger, 1, description="its own")
+    with cluster.parent() as parent:
+        outcome = replicate(parent, cluster.targets(), open_repository,
+                            rescue=lambda url: tmp_path)
+    (saved,) = [child.saved_file for child in outcome.children]
+    assert saved is not None
+    with cluster.child("Child1") as child:
+        report, _ = import_file(child, saved, MergeMode.COMBINE)
+        assert report.inserted >= 1
+        assert child.get_job(own).description == "its own"
