@@ -23,6 +23,7 @@ from tests.http_helpers import ADMIN, Client, error_code, make_repository
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.repository.rest import RestRepository
 from wmx.repository.wire import INLINE_CONTENT_BYTES, PART_BYTES
+from wmx.server import parts
 from wmx.server.run import ServerThread
 
 pytestmark = pytest.mark.http
@@ -74,7 +75,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Path, int, dict[str, str], Path]]:
 
 def test_a_50_mb_attachment_added_through_esri_attachments_add_reaches_every_http_child(
         cluster) -> None:
-    parent, job_id, urls, _ = cluster
+    parent, job_id, urls, folder = cluster
     content = _content(50 * MB, b"fifty")
     added = Client(urls["A"]).request("POST", f"jobs/{job_id}/attachments/add", user=ADMIN,
                                       storageType=2, files={"file": ("big.bin", content)})
@@ -85,6 +86,9 @@ def test_a_50_mb_attachment_added_through_esri_attachments_add_reaches_every_htt
     assert sync["status"] == "0", sync["messages"]
     assert _parent_content(parent, job_id, "big.bin") == content
     assert _served_content(urls["B"], job_id, "big.bin") == content
+    child_b = folder / "b.wmxdb"
+    for location in {str(child_b), str(child_b.resolve())}:  # parts used are removed
+        assert not list(parts.staging_for(location).folder.glob("*"))
 
     replicate = run_tool("ReplicateJobData_wmx", [str(parent), "Parent", f"C true {urls['C']}"],
                          ENV)
@@ -193,3 +197,32 @@ def test_a_client_that_does_not_ask_for_parts_gets_big_content_inline(served) ->
     with RestRepository(url, user=ADMIN) as lone:
         pulled = [c for c in lone.changes(0, limit=1000).changes if c.kind == "attachment"]
     assert pulled[0].content == content
+
+
+def test_content_no_longer_kept_is_read_again_and_refused_once_it_has_changed(
+        served, monkeypatch) -> None:
+    monkeypatch.setattr(parts, "OUTGOING_SECONDS", -1.0)  # nothing kept: every part re-read
+    url, client = served
+    job = client.post("jobs/create", user=ADMIN, jobTypeId=1)["jobIds"][0]
+    content = _content(INLINE_CONTENT_BYTES + PART_BYTES + 1, b"again")
+    added = client.request("POST", f"jobs/{job}/attachments/add", user=ADMIN, storageType=2,
+                           files={"file": ("b.bin", content)}).json()
+    with RestRepository(url, user=ADMIN) as lone:
+        pulled = [c for c in lone.changes(0, limit=1000).changes if c.kind == "attachment"]
+    assert pulled[0].content == content
+
+    listed = client.get("replication/x-changes", user=ADMIN, since=0, limit=1000,
+                        contentParts="true")
+    ref = next(r for r in listed["changes"] if r[1] == "attachment")[6]
+    client.post(f"jobs/{job}/attachments/{added['attachmentId']}/delete", user=ADMIN)
+    gone = client.get("replication/x-content", user=ADMIN, id=ref["id"], sha256=ref["sha256"])
+    assert error_code(gone) == 404
+
+
+def test_a_client_cannot_stage_more_than_the_servers_staging_budget(served, monkeypatch
+                                                                    ) -> None:
+    monkeypatch.setattr(parts, "MAX_STAGING_BYTES", 1000)
+    _, client = served
+    data = base64.b64encode(b"\0" * 600).decode()
+    assert _post_part(client, id=os.urandom(16).hex(), offset=0, data=data)["success"]
+    assert error_code(_post_part(client, id=os.urandom(16).hex(), offset=0, data=data)) == 400

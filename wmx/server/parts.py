@@ -26,10 +26,16 @@ from wmx.repository.wire import PART_BYTES, ContentRef
 MAX_CONTENT_BYTES = 1024 * 1024 * 1024
 """Largest content one reference may stage (1 GiB): far above any attachment a server accepts
 through ``attachments/add`` (its request limit), and a bound on what a client can park here."""
+MAX_STAGING_BYTES = 4 * MAX_CONTENT_BYTES
+"""All parts staged for one repository: beyond, uploads are refused until some are used or
+expire (a client cannot fill the server's disk)."""
 STALE_SECONDS = 3600.0
 """Staged parts left unused this long are removed (by the next upload)."""
-OUTGOING_BYTES = 512 * 1024 * 1024
-"""Content an answer referenced, kept for ``x-content`` (least recently used dropped first)."""
+OUTGOING_BYTES = 256 * 1024 * 1024
+"""Content an answer referenced, kept for ``x-content`` (least recently used dropped first;
+dropped content is read from the repository again)."""
+OUTGOING_SECONDS = 600.0
+"""How long an answer's content is kept at most (a page is read within seconds)."""
 _PART_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -62,11 +68,14 @@ class Staging:
         if len(data) > PART_BYTES:
             raise PartsError(f"a part holds at most {PART_BYTES} bytes")
         with self._lock:
-            self._purge_stale()
+            staged = self._purge_stale()
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             size = path.stat().st_size if path.exists() else 0
             if offset > size:
                 raise PartsError(f"part at offset {offset} sent before the bytes from {size}")
+            if staged + max(0, offset + len(data) - size) > MAX_STAGING_BYTES:
+                raise PartsError("too much content is staged on this server; send it again "
+                                 "later")
             with open(path, "r+b" if path.exists() else "wb") as file:
                 file.seek(offset)
                 file.write(data)
@@ -85,16 +94,31 @@ class Staging:
         os.utime(path)
         return content
 
-    def _purge_stale(self) -> None:
+    def discard(self, parts_ids: list[str]) -> None:
+        """Remove the parts of contents a request has used. A request replayed after its
+        answer was lost then fails, and the next run sends the content again."""
+        for parts_id in parts_ids:
+            try:
+                self._path(parts_id).unlink(missing_ok=True)
+            except (PartsError, OSError):
+                continue  # not ours to remove, or already gone
+
+    def _purge_stale(self) -> int:
+        """Remove parts unused for :data:`STALE_SECONDS`; answers the bytes still staged."""
         if not self.folder.is_dir():
-            return
+            return 0
         limit = time.time() - STALE_SECONDS
+        staged = 0
         for path in self.folder.iterdir():
             try:
-                if path.stat().st_mtime < limit:
+                stat = path.stat()
+                if stat.st_mtime < limit:
                     path.unlink()
+                else:
+                    staged += stat.st_size
             except OSError:
                 continue  # another thread removed it, or it is in use: next time
+        return staged
 
 
 _staging: dict[str, Staging] = {}
@@ -116,7 +140,8 @@ class Outgoing:
 
     def __init__(self, budget: int = OUTGOING_BYTES) -> None:
         self.budget = budget
-        self._kept: collections.OrderedDict[tuple[str, str], bytes] = collections.OrderedDict()
+        self._kept: collections.OrderedDict[tuple[str, str], tuple[float, bytes]] = \
+            collections.OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
 
@@ -124,18 +149,29 @@ class Outgoing:
         ref = ContentRef.of(guid, content)
         key = (_key(location), ref.sha256)
         with self._lock:
-            if key not in self._kept:
-                self._kept[key] = content
-                self._size += len(content)
-            self._kept.move_to_end(key)
-            while self._size > self.budget and len(self._kept) > 1:
-                _, dropped = self._kept.popitem(last=False)
-                self._size -= len(dropped)
+            if key in self._kept:
+                self._size -= len(self._kept.pop(key)[1])
+            self._kept[key] = (time.monotonic(), content)
+            self._size += len(content)
+            self._drop(time.monotonic() - OUTGOING_SECONDS)
         return ref
 
     def get(self, location: object, sha256: str) -> Optional[bytes]:
         with self._lock:
-            return self._kept.get((_key(location), sha256))
+            self._drop(time.monotonic() - OUTGOING_SECONDS)
+            kept = self._kept.get((_key(location), sha256))
+        return None if kept is None else kept[1]
+
+    def _drop(self, older_than: float) -> None:
+        """Oldest first: kept since before ``older_than``, or over budget (the newest content
+        stays however big: its parts are being read)."""
+        while self._kept:
+            kept_at, content = next(iter(self._kept.values()))
+            over = self._size > self.budget and len(self._kept) > 1
+            if not over and kept_at >= older_than:
+                return
+            self._kept.popitem(last=False)
+            self._size -= len(content)
 
 
 outgoing = Outgoing()

@@ -48,6 +48,7 @@ MAX_PAGE_ROWS = 20_000
 """Upper bound on ``limit`` for one page of changes or snapshot rows (bounds server memory;
 a clamped page says ``more`` and the caller continues from its cursor)."""
 DEFAULT_PAGE_ROWS = 1000
+_CONTENT = ROW_FIELDS.index("content")
 OK = {"success": True}
 
 routes = Router()
@@ -85,6 +86,14 @@ def _decoded(decode: Any, value: Any, what: str, call: Optional[Call] = None) ->
         raise ServiceError(BAD_REQUEST, f"Malformed {what}", [str(exc)]) from None
 
 
+def _staged_ids(*members: Any) -> list[str]:
+    """The part ids that rows of a body name (read before decoding replaces them), so the
+    parts can be removed once the request has been carried out."""
+    return [row[_CONTENT]["id"] for rows in members if isinstance(rows, list) for row in rows
+            if type(row) is list and len(row) == len(ROW_FIELDS)
+            and isinstance(row[_CONTENT], dict) and isinstance(row[_CONTENT].get("id"), str)]
+
+
 def _splitter(call: Call) -> Optional[Splitter]:
     """For a client that asked for ``contentParts``: big content is named by reference and
     kept for ``x-content``; older clients get every content inline, as before."""
@@ -117,6 +126,7 @@ def apply(call: Call) -> dict[str, Any]:
     """Apply a batch in one transaction; idempotent (a version applied twice is unchanged)."""
     require_replication_user(call)
     body = call.json_body()
+    staged = _staged_ids(body.get("changes"), body.get("overlay"))
     try:
         policy = ConflictPolicy(body.get("policy") or ConflictPolicy.NEWEST.value)
     except ValueError:
@@ -131,6 +141,7 @@ def apply(call: Call) -> dict[str, Any]:
         overlay=_decoded(changes_from_wire, _body_field(body, "overlay", list) or [],
                          "overlay", call),
         refuse_if_changed_since=_body_field(body, "refuseIfChangedSince", int))
+    staging_for(call.repository.location).discard(staged)
     return report_to_wire(report, _splitter(call))
 
 
@@ -156,9 +167,11 @@ def begin_load(call: Call) -> dict[str, Any]:
 def load_rows(call: Call) -> dict[str, Any]:
     require_replication_user(call)
     body = call.json_body()
+    staged = _staged_ids(body.get("rows"))
     rows = _decoded(rows_from_wire, _body_field(body, "rows", list, required=True), "rows",
                     call)
     call.repository.load_rows(_load_id(body), rows)
+    staging_for(call.repository.location).discard(staged)
     return {"success": True, "count": len(rows)}
 
 
