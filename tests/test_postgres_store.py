@@ -152,6 +152,7 @@ def test_a_sync_through_every_surface_never_shows_a_password_written_in_the_loca
         with open_repository(parent) as repository:
             assert secret not in repr(repository) and secret not in repository.location
     finally:
+        monkeypatch.undo()  # the pgpass file again, for the clean-up connection
         for schema in schemas:
             drop_schema(postgres_server, schema)
 
