@@ -230,7 +230,7 @@ class EsriRepository:
 
         def wants_content(job_id: int, attachment: Attachment) -> bool:
             guid = mapped.get((job_id, str(attachment.id)))
-            return guid is None or guid not in stored or stored[guid][4] is None
+            return guid is None or guid not in stored or not stored[guid][4]
 
         job_ids = read_job_ids(self.client)
         bundles = self.client.map(lambda j: read_job(self.client, j, wants_content), job_ids)
@@ -310,11 +310,13 @@ class EsriRepository:
             if guid is None:
                 guid = element_guid_for(kind, scope, key)
                 bindings.append((kind, job_id, key, guid))
-            content = None
+            content = bundle.contents.get(record.id) if isinstance(record, Attachment) \
+                else None
             if isinstance(record, Attachment) and record.storage_type == STORAGE_EMBEDDED:
                 row = stored.get(guid)
-                content = bundle.contents.get(record.id, row[4] if row else None) or b""
-                record = attrs.evolve(record, size=len(content))
+                size = len(content) if content is not None else \
+                    codec.loads(row[3]).get("size", 0) if row and row[3] else 0
+                record = attrs.evolve(record, size=size)
             if kind in _SUB_KINDS_WITH_IDS:
                 record = attrs.evolve(record, id=self._cluster_id(
                     kind, guid, int(key), stored, taken))

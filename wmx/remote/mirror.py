@@ -132,6 +132,7 @@ class Seen:
     record: Record
     job_guid: Optional[str] = None
     content: Optional[bytes] = None
+    """Embedded attachment bytes downloaded this run; ``None``: those the mirror holds."""
 
     @property
     def kind(self) -> str:
@@ -239,10 +240,14 @@ class MirrorBook:
 
 
 def live_rows(store: EmbeddedRepository) -> Iterator[tuple]:
-    """(guid, kind, job_guid, body, content, origin, deleted) of every element in the mirror."""
-    for row in store.all_rows():
-        guid, kind, _int_id, job_guid, _name, body, content, _hlc, origin, deleted = row
-        yield guid, kind, job_guid, body, content, origin, bool(deleted)
+    """(guid, kind, job_guid, body, has_content, origin, deleted) of every element in the
+    mirror: attachment bytes stay on disk (a pull compares bytes only for attachments it
+    downloaded, which are few)."""
+    with store.transaction() as tx:
+        rows = tx.cursor.execute("SELECT guid, kind, job_guid, body, content IS NOT NULL,"
+                                 " origin, deleted FROM elements").fetchall()
+    for guid, kind, job_guid, body, has_content, origin, deleted in rows:
+        yield guid, kind, job_guid, body, bool(has_content), origin, bool(deleted)
 
 
 def reconcile(store: EmbeddedRepository, seen: Sequence[Seen], *, esri_node: str,
@@ -257,7 +262,7 @@ def reconcile(store: EmbeddedRepository, seen: Sequence[Seen], *, esri_node: str
         if item.guid in skip:
             continue
         row = stored.get(item.guid)
-        if row is None or row[6] or not _same(item, row, esri_node):
+        if row is None or row[6] or not _same(store, item, row, esri_node):
             writes.append((item, False))
     seen_guids = {item.guid for item in seen}
     gone = [row for guid, row in stored.items()
@@ -266,18 +271,21 @@ def reconcile(store: EmbeddedRepository, seen: Sequence[Seen], *, esri_node: str
         return 0
     with store.transaction() as tx:
         for item, _ in writes:
+            content = item.content if item.content is not None else store.read_content(
+                item.guid)
             store.write_record(tx, item.record, guid=item.guid, job_guid=item.job_guid,
-                               content=item.content)
+                               content=content)
         for guid, kind, job_guid, body, _content, _origin, _deleted in gone:
             record = RECORD_TYPES[kind].from_esri(codec.loads(body), guid)
             store.write_record(tx, record, guid=guid, job_guid=job_guid, deleted=True)
     return len(writes) + len(gone)
 
 
-def _same(item: Seen, row: tuple, esri_node: str) -> bool:
-    _guid, kind, _job_guid, body, content, origin, _deleted = row
+def _same(store: EmbeddedRepository, item: Seen, row: tuple, esri_node: str) -> bool:
+    _guid, kind, _job_guid, body, has_content, origin, _deleted = row
     full = origin == esri_node
-    if item.content is not None and item.content != content:
+    if item.content is not None and (not has_content or
+                                     store.read_content(item.guid) != item.content):
         return False
     ours = projection(kind, codec.loads(body), full=full)
     theirs = projection(kind, item.record.to_esri(), full=full)
