@@ -76,6 +76,7 @@ def test_smoke_run_over_http_carries_the_esri_figures_targets_and_verdicts(tmp_p
                if t["figure"] != "replicate_peak_rss")
     esri = results["figures"]["esri"]
     assert [size["jobs"] for size in esri["sizes"]] == [2, 5]
+    assert esri["sizes"][0]["noop_sync"]["latency_floor_s"] == 0
     assert esri["connections"] == 8 and esri["latency_s"] == 0
     verdicts = {t["figure"]: t for t in results["targets"]}
     for key in ("first_sync", "noop_sync"):
@@ -85,7 +86,7 @@ def test_smoke_run_over_http_carries_the_esri_figures_targets_and_verdicts(tmp_p
     assert results["parameters"]["esri_jobs"] == [2, 5]
     table = capsys.readouterr().out
     assert "Esri server (double, 0 ms/request, 8 connections)" in table
-    assert "5 jobs: sync with nothing new" in table and "requests" in table
+    assert "as parent, 5 jobs: nothing new" in table and "requests" in table
 
 
 def test_the_esri_figures_count_every_request_of_the_first_run_and_of_a_sync_with_nothing_new(
@@ -103,6 +104,9 @@ def test_the_esri_figures_count_every_request_of_the_first_run_and_of_a_sync_wit
             assert figure["seconds"] > 0
             assert figure["requests"] == sum(figure["by_request"].values())
             assert figure["requests_per_job"] == figure["requests"] / jobs
+            # where the time went: both processes worked, no latency was asked
+            assert figure["client_cpu_s"] > 0 and figure["double_cpu_s"] > 0
+            assert figure["latency_floor_s"] == 0
             # each job is read (so the count is the client's, not a constant)
             assert figure["by_request"]["GET jobs/{id}"] == jobs
             assert figure["unimplemented"] == [] and figure["internal_errors"] == []
@@ -130,6 +134,7 @@ def test_the_double_process_waits_the_latency_asked_and_counts_requests_since_th
         requests.get(f"{double.url}/jobs/2/holds", params={"f": "json"}, timeout=30)
         summary = double.requests()
         assert summary["by_request"] == {"GET jobs": 1, "GET jobs/{id}/holds": 1}
+        assert summary["cpu_s"] >= 0
         assert double.requests()["requests"] == 0
 
 

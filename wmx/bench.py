@@ -527,15 +527,19 @@ def request_summary(double: Any) -> dict[str, Any]:
 
 def esri_double_child(args: argparse.Namespace) -> int:
     """``--esri-double FILE JOBS LATENCY``: serve a populated double; print its URL, then one
-    JSON request summary per line read from stdin; stop at the end of stdin."""
+    JSON request summary (with the CPU seconds the double spent) per line read from stdin;
+    stop at the end of stdin."""
     path, jobs, latency = Path(args.esri_double[0]), int(args.esri_double[1]), float(
         args.esri_double[2])
     double = _load_esri_double(path).EsriDouble(ESRI_SERVICE, latency=latency, users=(USER,))
     double.populate(jobs)
     with double:
         print(double.url, flush=True)
+        cpu = time.process_time()
         for _ in sys.stdin:
-            print(json.dumps(request_summary(double)), flush=True)
+            now = time.process_time()
+            print(json.dumps({**request_summary(double), "cpu_s": now - cpu}), flush=True)
+            cpu = now
     return 0
 
 
@@ -604,11 +608,32 @@ def state_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def esri_figure(seconds: float, summary: dict[str, Any], jobs: int) -> dict[str, Any]:
+def esri_figure(timing: tuple[float, float], summary: dict[str, Any], jobs: int,
+                latency: float, connections: int) -> dict[str, Any]:
+    """One run's figures. Where the time went: ``client_cpu_s`` (this process, all threads),
+    ``double_cpu_s`` (the double's process) and ``latency_floor_s``, the least time the
+    requests take when ``connections`` of them always wait in parallel."""
+    seconds, cpu = timing
     return {"seconds": seconds, "requests": summary["requests"],
-            "requests_per_job": summary["requests"] / jobs, **{
+            "requests_per_job": summary["requests"] / jobs, "client_cpu_s": cpu,
+            "double_cpu_s": summary["cpu_s"],
+            "latency_floor_s": summary["requests"] * latency / connections, **{
                 key: summary[key] for key in ("by_request", "undocumented", "unimplemented",
                                               "internal_errors")}}
+
+
+def _timed_cpu(action: Callable[[], Any]) -> tuple[tuple[float, float], Any]:
+    """(seconds, CPU seconds of this process) of ``action``, and its value."""
+    cpu: list[float] = []
+
+    def measured() -> Any:
+        cpu.append(time.process_time())
+        value = action()
+        cpu.append(time.process_time())
+        return value
+
+    seconds, value = _timed(measured)
+    return (seconds, cpu[1] - cpu[0]), value
 
 
 class Bench:
@@ -816,33 +841,38 @@ class Bench:
 
         self.figures["esri"] = {"role": ESRI_ROLE, "latency_s": self.args.esri_latency,
                                 "connections": DEFAULT_CONNECTIONS,
-                                "sizes": [self._esri_size(jobs) for jobs in self.args.esri_jobs]}
+                                "sizes": [self._esri_size(jobs, DEFAULT_CONNECTIONS)
+                                          for jobs in self.args.esri_jobs]}
 
-    def _esri_size(self, jobs: int) -> dict[str, Any]:
+    def _esri_size(self, jobs: int, connections: int) -> dict[str, Any]:
         args = self.args
+        figure = functools.partial(esri_figure, jobs=jobs, latency=args.esri_latency,
+                                   connections=connections)
         self.say(f"Esri double with {jobs:,} jobs, {args.esri_latency * 1000:g} ms/request...")
         child = new_child(self.folder / f"esri-child-{jobs}.wmxdb", "EsriChild")
         with EsriDoubleProcess(ESRI_DOUBLE, jobs, args.esri_latency) as double, \
                 state_folder(self.folder / f"esri-state-{jobs}"):
             double.requests()  # count from here: populating and starting are not the client's
-            seconds, rows = _timed(lambda: replicate_once(double.url, str(child), "EsriChild",
-                                                          args.page_size))
-            first = esri_figure(seconds, double.requests(), jobs)
+            timing, rows = _timed_cpu(lambda: replicate_once(double.url, str(child),
+                                                             "EsriChild", args.page_size))
+            first = figure(timing, double.requests())
             with EmbeddedRepository(child) as repository:
                 arrived = len(repository.jobs())
             if arrived != jobs:
                 raise RuntimeError(f"replicate from the Esri double brought {arrived} of "
                                    f"{jobs} jobs")
-            seconds, outcome = _timed(lambda: sync_once(
+            timing, outcome = _timed_cpu(lambda: sync_once(
                 double.url, [ChildTarget("EsriChild", str(child))], args.page_size))
-            noop = esri_figure(seconds, double.requests(), jobs)
+            noop = figure(timing, double.requests())
         writes = sum(c.pulled.writes + c.pushed.writes for c in outcome.children)
         if writes:
             raise RuntimeError(f"the sync with nothing new wrote {writes} rows")
         _remove_db(child)
-        for what, figure in (("first run", first), ("nothing new", noop)):
-            self.say(f"  {what}: {figure['seconds']:.2f} s, {figure['requests']:,} requests "
-                     f"({figure['requests_per_job']:.2f} per job)")
+        for what, run in (("first run", first), ("nothing new", noop)):
+            self.say(f"  {what}: {run['seconds']:.2f} s, {run['requests']:,} requests "
+                     f"({run['requests_per_job']:.2f} per job); CPU: client "
+                     f"{run['client_cpu_s']:.1f} s, double {run['double_cpu_s']:.1f} s; "
+                     f"latency floor {run['latency_floor_s']:.1f} s")
         return {"jobs": jobs, "rows": rows, "first_sync": first, "noop_sync": noop}
 
     def run(self) -> dict[str, Any]:
@@ -970,14 +1000,14 @@ def _esri_rows(esri: dict[str, Any], verdict: dict[str, Any],
     if esri.get("skipped"):
         return [("Esri server (double)", "skipped", "", met("esri_first_sync"))]
     rows = [(f"Esri server (double, {esri['latency_s'] * 1000:g} ms/request, "
-             f"{esri['connections']} connections), as parent of an embedded child", "", "", "")]
+             f"{esri['connections']} connections)", "", "", "")]
     for size in esri["sizes"]:
         judged = size["jobs"] == verdict["esri_first_sync"]["jobs"]
-        for key, what in (("first_sync", "first run (replicate, mirror built)"),
-                          ("noop_sync", "sync with nothing new")):
+        for key, what in (("first_sync", "first run (mirror built)"),
+                          ("noop_sync", "nothing new")):
             figure = size[key]
-            rows.append((f"  {size['jobs']:,} jobs: {what}",
-                         f"{figure['seconds']:7.2f} s  {figure['requests']:>8,} requests  "
+            rows.append((f"  as parent, {size['jobs']:,} jobs: {what}",
+                         f"{figure['seconds']:7.2f} s  {figure['requests']:>7,} requests  "
                          f"{figure['requests_per_job']:.2f}/job", "",
                          met(f"esri_{key}") if judged else ""))
     return rows
