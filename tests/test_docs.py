@@ -219,3 +219,12 @@ def test_the_tools_page_lists_every_parameter_of_every_tool_as_the_code_defines_
         defined = [(i, p.name, p.label, p.datatype) for i, p in enumerate(spec.parameters)]
         assert documented == defined, spec.name
     assert "CreateJobDataReplica" in sections["ReplicateJobData"]
+
+
+def test_no_table_cell_escapes_a_pipe_inside_code():
+    """Python-Markdown shows ``\\|`` inside a code span in a table with its backslash; write
+    ``<code>a &#124; b</code>`` instead."""
+    found = [f"{page.name}:{number}" for page in pages()
+             for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+             if line.lstrip().startswith("|") and re.search(r"`[^`]*\\\|[^`]*`", line)]
+    assert not found

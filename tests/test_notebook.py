@@ -71,3 +71,11 @@ def test_the_notebook_shows_the_last_sync_table_and_the_conflict_as_dataframes(e
     assert "Survey block 1 (checked in Ohio)" in conflict
     printed = "".join(_outputs(executed, "text/plain"))
     assert "job 1 everywhere: True" in printed
+
+
+def test_the_committed_notebook_carries_no_outputs():
+    """The site and CI execute it; stored outputs would show stale results and temp paths."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    stale = [index for index, cell in enumerate(notebook.cells)
+             if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
+    assert not stale
