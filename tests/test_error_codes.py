@@ -299,3 +299,18 @@ def test_the_docs_example_runs_as_pasted(tmp_path, monkeypatch):
         exec(compile(example, str(DOCS), "exec"), {"__name__": "__main__"})
 
     assert out.getvalue().startswith(f"cannot reach Ohio: {errors.CHILD_UNREACHABLE}")
+
+
+@pytest.mark.slow
+def test_a_child_locked_by_another_process_gets_999989_and_the_others_are_synchronized(cluster):
+    with cluster.parent() as parent:
+        job = parent.create_job(1, user=ADMIN)  # something to push: the child must write
+
+    with _write_locked(cluster.child_paths["Child1"]):
+        result = arcpy.SynchronizeJobData_wmx(str(cluster.parent_path), "Parent", _rows(cluster))
+
+    line = _line(result, "Child1")
+    assert line.startswith(f"WARNING {errors.REPOSITORY_LOCKED}: Child1 (")
+    assert "the next run catches it up" in line
+    with cluster.child("Child2") as child:
+        assert job.id in child.jobs()
