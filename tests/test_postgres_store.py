@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -172,3 +173,35 @@ def test_a_wrong_password_is_refused_without_echoing_it(
     with pytest.raises(RepositoryUnavailable) as refused:
         open_repository(f"{scheme}://{user}:{wrong}@{host}?schema=wmx")
     assert wrong not in str(refused.value) and "password" in str(refused.value)
+
+
+def test_a_replicate_from_a_parent_edited_while_it_is_copied_succeeds_and_a_sync_converges(
+        repository_location: str, tmp_path: Path) -> None:
+    from wmx.engine.outcome import ChildTarget
+    from wmx.engine.replicate import replicate
+    from wmx.engine.synchronize import synchronize
+    from wmx.model.records import JobStatus
+    from wmx.store.postgres import PostgresRepository
+
+    class EditedWhileCopied(PostgresRepository):
+        """A parent a REST client edits between two pages of the replicate's snapshot."""
+
+        def snapshot(self, cursor: int, limit: int) -> Any:
+            page = super().snapshot(cursor, limit)
+            if cursor == 0:  # an element of the page just read changes
+                self.update_config(JobStatus, 1, caption="edited during the copy")
+            return page
+
+    with open_repository(repository_location) as setup:
+        for _ in range(3):
+            setup.create_job(1, user=USER)
+    child_path = tmp_path / "ohio.wmxdb"
+    initialise(child_path, name="Ohio", job_id_start=5000, admin=USER).close()
+    child = [ChildTarget("Ohio", str(child_path))]
+    with EditedWhileCopied(repository_location) as parent:
+        outcome = replicate(parent, child, open_repository, page_size=10)
+        assert outcome.status_code == 0, outcome.children[0].error
+        assert synchronize(parent, child, open_repository).status_code == 0
+        with open_repository(str(child_path)) as ohio:
+            assert ohio.all_rows() == parent.all_rows()
+            assert ohio.get_config(JobStatus, 1).caption == "edited during the copy"

@@ -89,9 +89,16 @@ _PARENT_JOB = (
 _ELEMENT_TABLE = """CREATE TABLE {table} (
     guid TEXT NOT NULL{key}, kind TEXT NOT NULL, int_id BIGINT, job_guid TEXT, name TEXT,
     body TEXT, content BYTEA, hlc BIGINT NOT NULL, origin TEXT NOT NULL,
-    deleted SMALLINT NOT NULL DEFAULT 0, seq BIGINT NOT NULL, """ + _PARENT_JOB + ")"
+    deleted SMALLINT NOT NULL DEFAULT 0, seq BIGINT NOT NULL,
+    row_no BIGINT GENERATED ALWAYS AS IDENTITY, """ + _PARENT_JOB + ")"
+"""``row_no`` is the snapshot cursor: numbered once, when the row is first stored, it stays
+while the element's versions move up the log, so a replicate reading pages while the parent
+is edited meets every element once (by ``seq`` an element edited after its page was read would
+come again, and the child would refuse its copy). Rows stored after the copy began are read or
+not; the next sync sends them either way (they are past the position the copy started from)."""
 _ELEMENT_INDEXES = (
     "CREATE UNIQUE INDEX elements_seq ON elements (seq)",
+    "CREATE UNIQUE INDEX elements_row_no ON elements (row_no)",
     "CREATE INDEX elements_kind_id ON elements (kind, int_id) WHERE int_id IS NOT NULL",
     "CREATE INDEX elements_job ON elements (job_guid) WHERE job_guid IS NOT NULL",
     "CREATE INDEX elements_name ON elements (kind, name) WHERE name IS NOT NULL",
@@ -588,10 +595,10 @@ class PostgresRepository(JobTracking):
     # --- Repository protocol: snapshots (replicate) -------------------------------------------
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
-        """Pages in log order; the cursor is the last log position sent."""
+        """Pages in the order rows were first stored; the cursor is the last ``row_no`` sent."""
         with self._read() as connection, connection.cursor() as db:
-            db.execute(f"SELECT {_COLUMNS}, seq FROM elements WHERE seq > %s ORDER BY seq"
-                       " LIMIT %s", (cursor, limit))
+            db.execute(f"SELECT {_COLUMNS}, row_no FROM elements WHERE row_no > %s"
+                       " ORDER BY row_no LIMIT %s", (cursor, limit))
             rows, more = _bounded(_as_rows(db), limit)
         if not rows:
             return SnapshotPage([], cursor, False)
