@@ -31,6 +31,11 @@ class RepositoryTimeout(RepositoryUnavailable):
     """A request did not complete within the replication timeout (a silent or slow peer)."""
 
 
+class RepositoryReadOnly(RepositoryUnavailable):
+    """A repository this process may not write (file or folder permissions, a read-only
+    medium): every use of an embedded repository writes, reads included."""
+
+
 class RepositoryFull(RepositoryUnavailable):
     """The disk (or quota) holding the repository is full: the write was rolled back and the
     space it took given back; it succeeds once space is freed."""

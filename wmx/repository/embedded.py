@@ -42,6 +42,7 @@ from wmx.repository.base import (
     RepositoryError,
     RepositoryFull,
     RepositoryNotFound,
+    RepositoryReadOnly,
     RepositoryUnavailable,
     SnapshotPage,
 )
@@ -188,11 +189,6 @@ def embedded_path(location: str) -> Path:
     if location.startswith("sqlite:///"):
         location = location[len("sqlite:///"):]
     return Path(location).expanduser()
-
-
-class RepositoryReadOnly(RepositoryUnavailable):
-    """A wmx repository this process may not write (file or folder permissions, a read-only
-    medium): every use of an embedded repository writes, reads included."""
 
 
 def _identify(path: Path, location: str) -> None:

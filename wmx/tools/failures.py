@@ -35,10 +35,10 @@ from wmx.repository.base import (
     RepositoryError,
     RepositoryFull,
     RepositoryNotFound,
+    RepositoryReadOnly,
     RepositoryTimeout,
     RepositoryUnavailable,
 )
-from wmx.repository.embedded import RepositoryReadOnly
 
 PARENT, CHILD, REPOSITORY = "parent", "child", "repository"
 """Roles: the parent of a run, one of its children, or the one repository a tool works on."""
