@@ -1,4 +1,5 @@
-"""The one check of a replicated element version (a store row or a :class:`Change`) by its kind.
+"""The one check of a replicated element version (in store-row form, as
+:meth:`Change.to_row` gives it) by its kind.
 
 Rows from elsewhere (a peer's pages, an exchange file) are checked once where they enter: a
 store's apply and snapshot load, an exchange import, a client decoding a peer's rows. A row is
