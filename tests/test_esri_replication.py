@@ -283,3 +283,20 @@ def test_job_operations_on_an_esri_server_go_to_it_and_travel_to_the_cluster(esr
         assert [h.hold_comments for h in repository.holds(job.id)] == ["hold via wmx"]
     assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold via wmx"]
     assert_documented_only(esri)
+
+
+def test_an_esri_parent_and_a_served_wmx_child_synchronize_both_ways(esri, tmp_path):
+    first, _ = seed_rich_job(esri)
+    with running_server(make_repository(tmp_path, "Served")) as served:
+        assert replicate(esri.url, Served=served.url).status_code == 0
+        with wmx.open_repository(served.url, user=ADMIN) as child:
+            made = child.create_job(1, user=ADMIN, name="made behind wmx serve")
+            child.set_notes(first, "noted behind wmx serve", user=ADMIN)
+        esri.update_job(first, description="changed on Esri")
+        result = synchronize(esri.url, Served=served.url)
+        assert result.status_code == 0, result.getMessages()
+        assert esri.job(made.id)["name"] == "made behind wmx serve"
+        assert esri.notes(first) == "noted behind wmx serve"
+        with wmx.open_repository(served.url, user=ADMIN) as child:
+            assert child.get_job(first).description == "changed on Esri"
+    assert_documented_only(esri)

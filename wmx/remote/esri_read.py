@@ -93,8 +93,23 @@ def read_configuration(client: EsriClient, root: dict[str, Any]) -> list[Record]
     users = client.get("community/users").get("users") or []
     records.extend(_decode(client, "user list", lambda: [User.from_esri(u) for u in users]))
     groups = client.get("community/groups").get("groups") or []
-    records.extend(_decode(client, "group list", lambda: [Group.from_esri(g) for g in groups]))
+    held = _decode(client, "user list", lambda: {
+        str(u["userName"]).lower(): {str(p["name"]) for p in u.get("privileges") or []}
+        for u in users})
+    records.extend(_decode(client, "group list", lambda: [
+        _group(Group.from_esri(g), held) for g in groups]))
     return records
+
+
+def _group(group: Group, held: dict[str, set[str]]) -> Group:
+    """Esri lists privileges per user (what all their groups grant), not per group; a group
+    is taken to grant what every one of its members holds (exact when each user is in one
+    group; never more than a member has)."""
+    members = [held.get(str(name).replace("|", "\\").lower(), held.get(str(name).lower()))
+               for name in group.users]
+    if not members or any(m is None for m in members):
+        return group
+    return attrs.evolve(group, privileges=sorted(set.intersection(*members)))
 
 
 def read_job_ids(client: EsriClient) -> list[int]:
