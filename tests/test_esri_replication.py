@@ -218,7 +218,9 @@ def test_two_way_sync_with_an_esri_parent_carries_edits_both_ways_and_then_rests
 def test_replicate_into_an_esri_child_replaces_its_jobs_keeping_the_parent_ids(esri, tmp_path):
     parent = make_repository(tmp_path, "Parent")
     with EmbeddedRepository(parent) as repository:
-        job = repository.create_job(1, user=ADMIN, name="from wmx", description="d")
+        job = repository.create_job(1, user=ADMIN, name="from wmx", description="d",
+                                    aoi={"rings": [[[2, 2], [2, 3], [3, 3], [2, 2]]]},
+                                    poi={"points": [[2.5, 2.5]]})
         repository.create_hold(job.id, 2, user=ADMIN, comments="hold it")
         repository.set_notes(job.id, "wmx notes", user=ADMIN)
         repository.add_attachment(job.id, "plan.txt", b"plan", user=ADMIN)
@@ -231,6 +233,8 @@ def test_replicate_into_an_esri_child_replaces_its_jobs_keeping_the_parent_ids(e
 
     assert sorted(esri.jobs) == [job.id, other.id] and stale not in esri.jobs
     assert esri.job(job.id)["name"] == "from wmx"
+    assert esri.job(job.id)["aoi"] == {"rings": [[[2, 2], [2, 3], [3, 3], [2, 2]]]}
+    assert esri.job(job.id)["poi"] == {"points": [[2.5, 2.5]]}
     assert [h["holdComments"] for h in esri.holds(job.id)] == ["hold it"]
     assert esri.notes(job.id) == "wmx notes"
     [attachment] = esri.attachments(job.id)
