@@ -173,8 +173,15 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"no PostgreSQL: {reason}")
 
 
+def _announce(config: pytest.Config, text: str) -> None:
+    """Print past pytest's capture, so the CI log shows which server the tests used."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\n{text}", file=sys.stderr, flush=True)
+
+
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (skipped without one, failed under the CI flag)."""
     try:
         import psycopg  # noqa: F401
@@ -185,8 +192,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     if existing:
         from psycopg.conninfo import conninfo_to_dict
 
-        yield PostgresServer(existing, conninfo_to_dict(existing).get("password"),
-                             _version(existing))
+        server = PostgresServer(existing, conninfo_to_dict(existing).get("password"),
+                                _version(existing))
+        _announce(pytestconfig, f"PostgreSQL {server.version} ({SERVER_VARIABLE}) for the tests")
+        yield server
         return
     try:
         cluster = own_cluster()
@@ -194,7 +203,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         _unavailable(str(exc))
         return
-    print(f"\nPostgreSQL {server.version} started for the tests", file=sys.stderr)
+    _announce(pytestconfig, f"PostgreSQL {server.version} started for the tests "
+                            f"({server.uri})")
     try:
         yield server
     finally:
