@@ -109,8 +109,9 @@ def open_mirror(url: str, *, name: str, id_block_start: int) -> EmbeddedReposito
     """The server's mirror, created (empty, with the server's identity) on first contact."""
     path = mirror_path(url)
     if not path.is_file():
-        created = path.with_suffix(".creating")
-        created.unlink(missing_ok=True)
+        # Built under a name of its own and moved in whole: a crash leaves no half mirror,
+        # and of two first contacts at once the first one's mirror is kept.
+        created = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.creating")
         store = EmbeddedRepository.create(created, name=name, job_id_start=id_block_start)
         try:
             store.set_node_local("node_id", node_id_for(url))
@@ -120,7 +121,10 @@ def open_mirror(url: str, *, name: str, id_block_start: int) -> EmbeddedReposito
                     tx.cursor.execute(statement)
         finally:
             store.close()
-        os.replace(created, path)
+        if path.is_file():
+            created.unlink()
+        else:
+            os.replace(created, path)
     return EmbeddedRepository(path)
 
 
