@@ -103,3 +103,42 @@ def test_a_fixed_token_from_wmx_token_is_sent_as_esris_token_parameter(tmp_path,
         assert esri.notes(first) == "through a token"
         assert "s3cr3t-token-value" not in result.getMessages()
         assert_documented_only(esri)
+
+
+def test_the_password_can_come_from_the_system_keyring(tmp_path, monkeypatch):
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class MemoryKeyring(KeyringBackend):
+        """A keyring that keeps its passwords in this process (a real backend, in memory)."""
+
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.passwords: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service, username):
+            return self.passwords.get((service, username))
+
+        def set_password(self, service, username, password):
+            self.passwords[(service, username)] = password
+
+        def delete_password(self, service, username):
+            self.passwords.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    try:
+        with esri_server(credentials={ADMIN: PASSWORD}) as esri:
+            first, _ = seed_rich_job(esri)
+            keyring.set_password("wmx", f"127.0.0.1:{esri.port}", PASSWORD)
+            monkeypatch.setenv("WMX_USERNAME", ADMIN)
+            child = make_repository(tmp_path, "Child")
+            result = replicate(esri.url, Child=child)
+            assert result.status_code == 0, result.getMessages()
+            assert PASSWORD not in result.getMessages()
+            with EmbeddedRepository(child) as repository:
+                assert first in repository.jobs()
+    finally:
+        keyring.set_keyring(previous)
