@@ -41,7 +41,8 @@ RUN = frozenset({"python", "pycon", "bash"})
 SHOWN = frozenset({"text", "console", "json", "xml"})
 BUILDS_ITS_CLUSTER = frozenset({"getting-started.md"})
 """Pages whose own ``bash`` blocks build the getting-started cluster: they start empty."""
-_FENCE = re.compile(r"^(?P<indent> *)```(?P<language>[^\s`]*)\s*$")
+_FENCE = re.compile(r"^(?P<indent> *)```(?P<language>[^\s`]*)[^`]*$")
+"""An opening fence; what follows the language (``title=``, ``hl_lines=``) is ignored."""
 
 
 class Block(NamedTuple):
@@ -184,6 +185,12 @@ def test_a_code_block_that_is_never_closed_is_reported_with_its_line(tmp_path):
     page.write_text("# Broken\n\n```python\nprint('the fence is never closed')\n", "utf-8")
     with pytest.raises(AssertionError, match=r"broken\.md:3"):
         blocks(page)
+
+
+def test_a_fence_with_options_after_its_language_still_runs(tmp_path):
+    page = tmp_path / "options.md"
+    page.write_text('```python title="nightly.py"\nA\n```\n', "utf-8")
+    assert [(b.language, b.code, b.runnable) for b in blocks(page)] == [("python", "A", True)]
 
 
 def test_only_the_block_right_after_the_marker_is_shown_only(tmp_path):
