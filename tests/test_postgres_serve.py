@@ -27,7 +27,7 @@ from wmx.repository.setup import initialise
 USER = "tester"
 postgres_server = postgres_helpers.postgres_server
 postgres_location = postgres_helpers.postgres_location
-pytestmark = pytest.mark.http
+pytestmark = [pytest.mark.http, pytest.mark.slow]  # some 30 s on the loaded 2-core machine
 
 
 def _served(location: str) -> Iterator[str]:
