@@ -12,6 +12,8 @@ token travels in one) and never read an answer without a ceiling.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import socket
 import threading
@@ -92,11 +94,9 @@ class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
         self.expired = False
-        self._done = False
+        self.done = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self.expire)
-        self._timer.daemon = True
 
     def remaining(self) -> float:
         return max(0.0, self.end - time.monotonic())
@@ -112,7 +112,7 @@ class _Deadline:
 
     def expire(self) -> None:
         with self._lock:
-            if self._done:
+            if self.done:
                 return
             self.expired = True
             sockets = list(self._sockets)
@@ -121,14 +121,48 @@ class _Deadline:
 
     def __enter__(self) -> _Deadline:
         _active.deadline = self
-        self._timer.start()
+        _watchdog.watch(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
-            self._done = True
-        self._timer.cancel()
+            self.done = True
         _active.deadline = None
+
+
+class _Watchdog:
+    """One thread expires every deadline of the process, at its end (a timer thread per
+    request cost more than a loopback request itself)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._wake:
+            while self._pending and self._pending[0][2].done:  # finished requests
+                heapq.heappop(self._pending)
+            heapq.heappush(self._pending, (deadline.end, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="wmx-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            if self._pending[0][2] is deadline:  # the earliest now: wake up sooner
+                self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                while self._pending and (self._pending[0][0] <= now
+                                         or self._pending[0][2].done):
+                    heapq.heappop(self._pending)[2].expire()
+                self._wake.wait(self._pending[0][0] - now if self._pending else None)
+
+
+_watchdog = _Watchdog()
 
 
 def _shutdown(sock: socket.socket) -> None:
