@@ -240,3 +240,33 @@ def test_an_esri_child_that_errs_or_stalls_fails_alone_within_the_timeout(
         monkeypatch.delenv("WMX_TIMEOUT", raising=False)
         assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
         assert esri.job(job.id)["name"] == "made while Esri misbehaves"
+
+
+def test_an_esri_child_whose_state_folder_was_deleted_is_replicated_again_without_duplicates(
+        tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        rows = f"Esri true {esri.url}"
+        with EmbeddedRepository(parent) as repository:
+            job = repository.create_job(1, user=ADMIN, name="from wmx")
+            repository.create_hold(job.id, 2, user=ADMIN, comments="hold it")
+            repository.log_action(job.id, 7, user=ADMIN, comments="a comment")
+            repository.add_attachment(job.id, "a.txt", b"bytes", user=ADMIN)
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        esri.seed_hold(job.id, type=3, holdComments="made on Esri")
+        assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
+        assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
+
+        def counts() -> tuple:
+            with EmbeddedRepository(parent) as repository:
+                mine = (len(repository.holds(job.id)), len(repository.activity(job.id)),
+                        len(repository.attachments(job.id)))
+            return mine, (len(esri.holds(job.id)), len(esri.activity(job.id)),
+                          len(esri.attachments(job.id)))
+
+        before = counts()
+        shutil.rmtree(os.environ["WMX_STATE_DIR"])
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
+        assert counts() == before
+        assert_documented_only(esri)
