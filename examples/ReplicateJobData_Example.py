@@ -3,6 +3,8 @@
 # Esri's documented sample for Replicate Job Data (Workflow Manager (Classic)). Changed for wmx,
 # only where it must be: the service URLs name repository files in the current folder (see
 # README.md; a WMServer URL of `wmx serve` or of an Esri server works the same way).
+# Esri's long lines are kept as they were.
+# ruff: noqa: E501
 # Run it untouched with:  wmx run ReplicateJobData_Example.py
 
 # Import arcpy module
@@ -12,9 +14,11 @@ import arcpy
 arcpy.CheckOutExtension("JTX")
 
 # Local variables:
-Input_Parent_Repository_URL = "parent.wmxdb"  # wmx: was "http://localhost/arcgis/rest/services/parent/wmserver"
+# wmx: was "http://localhost/arcgis/rest/services/parent/wmserver"
+Input_Parent_Repository_URL = "parent.wmxdb"
 Input_Parent_Repository_Name = "Parent"
-Input_Multi_Name = "Ohio_Repository true ohio.wmxdb;AZ_Repository true az.wmxdb"  # wmx: the URLs were http://ohioServer/arcgis/rest/services/SO/WMServer and http://AZServer/...
+# wmx: the URLs were http://ohioServer/arcgis/rest/services/SO/WMServer and http://AZServer/...
+Input_Multi_Name = "Ohio_Repository true ohio.wmxdb;AZ_Repository true az.wmxdb"
 
 # Process: Replicate Job Data
 arcpy.ReplicateJobData_WMX(Input_Parent_Repository_URL, Input_Parent_Repository_Name, Input_Multi_Name)
