@@ -6,12 +6,15 @@ by one component is byte-identical when another reads and re-sends it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
-from typing import Any
+from types import ModuleType
+from typing import Any, Optional
 
-try:  # optional accelerator
-    import orjson
+orjson: Optional[ModuleType]
+try:  # optional accelerator, imported by name so that its absence has a type (None)
+    orjson = importlib.import_module("orjson")
 except ImportError:  # pragma: no cover - exercised on installs without the extra
     orjson = None
 

@@ -55,6 +55,10 @@ class Record:
     ID_FIELD: ClassVar[Optional[str]] = "id"
     NAME_FIELD: ClassVar[Optional[str]] = None
 
+    guid: str = ""
+    """Every record redeclares it as its last field (attrs then keeps it last), so that fields
+    without a default may precede it."""
+
     def to_esri(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for field in attrs.fields(type(self)):
@@ -313,15 +317,14 @@ JOB_RECORDS: tuple[type[Record], ...] = (Hold, Activity, Notes, Attachment, Depe
                                         ExtendedPropertyRecord)
 CONFIG_RECORDS: tuple[type[Record], ...] = (JobType, JobStatus, Priority, ActivityType, HoldType,
                                            User, Group, ConfigProperty)
-RECORD_TYPES: dict[str, type[Record]] = {
-    cls.KIND: cls for cls in (Job, *JOB_RECORDS, *CONFIG_RECORDS)
-}
+ALL_RECORDS: tuple[type[Record], ...] = (Job, *JOB_RECORDS, *CONFIG_RECORDS)
+RECORD_TYPES: dict[str, type[Record]] = {cls.KIND: cls for cls in ALL_RECORDS}
 CONFIG_KINDS = frozenset(cls.KIND for cls in CONFIG_RECORDS)
 JOB_SUB_KINDS = frozenset(cls.KIND for cls in JOB_RECORDS)
 JOB_KINDS = JOB_SUB_KINDS | {Job.KIND}
 """Jobs and what belongs to them: a repository's own work, as opposed to its configuration."""
 NAMED_KINDS = frozenset(cls.KIND for cls in CONFIG_RECORDS if cls.NAME_FIELD)
-RENUMBERED_KINDS = frozenset(cls.KIND for cls in (Job, *JOB_RECORDS) if cls.ID_FIELD)
+RENUMBERED_KINDS = frozenset(cls.KIND for cls in ALL_RECORDS if cls.KIND in JOB_KINDS and cls.ID_FIELD)
 """Kinds whose integer ids come from a node's id block (:data:`ID_BLOCK_SIZE`): when one
 arrives at the parent holding an id another element already has, the newcomer is given the
 next free id of its block instead of being refused (SPEC §3: both are kept, the clash is

@@ -368,7 +368,7 @@ class _ApplyTarget:
         return self._tx.seq
 
 
-class EmbeddedRepository(JobTracking):
+class EmbeddedRepository(JobTracking[_Transaction]):
     """A repository in a SQLite file; implements :class:`wmx.repository.base.Repository`."""
 
     def __init__(self, location: str | Path, *, wall_clock: Optional[WallClock] = None,
@@ -535,6 +535,7 @@ class EmbeddedRepository(JobTracking):
                     guid: Optional[str] = None, name: Optional[str] = None,
                     ) -> Optional[tuple[str, dict]]:
         """(guid, Esri body) of one live element, by integer id, GUID or unique name."""
+        args: tuple[object, ...]
         if guid is not None:
             where, args = "guid=?", (guid,)
         elif int_id is not None:

@@ -1,21 +1,25 @@
 """Workflow Manager operations (jobs, holds, notes, history, attachments, configuration) as
 Esri defines them, written once over a store's element primitives.
 
-The embedded store mixes this class in; the WMServer app calls it for every documented write,
-so a write through REST is an ordinary change-tracked repository write. Nothing here knows SQL:
-the store supplies ``transaction``, ``read_record(s)``, ``write_record``, ``next_int_id``,
-``name_taken``, ``read_content``, ``job_ids`` and ``child_job_ids``.
+Three interfaces, each a Protocol whose docstrings are the contract: :class:`JobStore`, the
+element primitives a store supplies; :class:`JobOperations`, the Esri-level operations; and
+:class:`ServedRepository`, what the WMServer app needs (a Repository offering the operations).
+:class:`JobTracking` implements the operations over any :class:`JobStore`; the embedded and
+PostgreSQL stores mix it in, and the WMServer app calls it for every documented write, so a
+write through REST is an ordinary change-tracked repository write. Nothing here knows SQL.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, Protocol, TypeVar, Union, cast
 
 import attrs
 
+from wmx.model.changes import Change
 from wmx.model.guids import new_guid
 from wmx.model.records import (
     CONFIG_RECORDS,
@@ -42,11 +46,15 @@ from wmx.model.records import (
     Record,
     User,
 )
-from wmx.repository.base import InvalidRequest
+from wmx.repository.base import InvalidRequest, NodeInfo, Repository
 
 R = TypeVar("R", bound=Record)
 F = TypeVar("F", bound=Callable[..., Any])
+Tx = TypeVar("Tx")
+"""A store's write transaction: opaque here, handed back to the store's own primitives."""
 ConfigKey = Union[int, str]
+Entry = tuple[str, dict[str, Any]]
+"""One stored element as the primitives return it: (GUID, Esri JSON body)."""
 
 NOTES_NAMESPACE = uuid.UUID("8f0c3f0e-5a53-4c3e-9d1f-6f2f3c1d7a10")
 JOB_EDITABLE = frozenset(attrs.fields_dict(Job)) - {"id", "guid", "created_by", "created_date"}
@@ -56,15 +64,271 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class ElementReads(Protocol):
+    """Reads of live elements (tombstones are never returned). Each sees every committed
+    write, and inside a transaction of this store also that transaction's own writes."""
+
+    def read_record(self, kind: str, *, int_id: Optional[int] = None,
+                    guid: Optional[str] = None, name: Optional[str] = None,
+                    ) -> Optional[Entry]:
+        """The live element of ``kind`` with this GUID, else this integer id, else this unique
+        name; None when there is none."""
+        ...
+
+    def read_records(self, kind: str, *, job_guid: Optional[str] = None) -> list[Entry]:
+        """Every live element of ``kind`` (only the job's when ``job_guid`` is given), in
+        integer-id order, elements without one in the order they were last written."""
+        ...
+
+    def read_content(self, guid: str) -> Optional[bytes]:
+        """The bytes stored with a live element (an embedded attachment); None when the
+        element has none or does not exist."""
+        ...
+
+    def job_ids(self) -> list[int]:
+        """The integer ids of every live job, ascending."""
+        ...
+
+    def child_job_ids(self, job_id: int) -> list[int]:
+        """The ids of the live jobs whose ``parentJobId`` is ``job_id``, ascending."""
+        ...
+
+
+class JobStore(ElementReads, Protocol[Tx]):
+    """The element primitives :class:`JobTracking` is written over: what a second store
+    implements to offer Workflow Manager's operations. Writes happen only inside
+    :meth:`transaction` and reach the change log like any replicated version."""
+
+    def transaction(self, *, rollback: bool = False) -> AbstractContextManager[Tx]:
+        """A write transaction: everything written through it commits together, or nothing
+        does (an exception rolls it back); ``rollback=True`` runs it and then discards it.
+        Opened while this store already has one open, it joins it, so a read-modify-write
+        made of smaller writes commits as one. Nothing another writer commits can replace an
+        element this transaction read before it writes."""
+        ...
+
+    def next_int_id(self, tx: Tx, kind: str) -> int:
+        """The next integer id of ``kind`` inside this node's id block, above every id of
+        the block an element (tombstones included) holds."""
+        ...
+
+    def name_taken(self, tx: Tx, kind: str, name: str, guid: str) -> bool:
+        """Whether a live element of ``kind`` other than ``guid`` holds this unique name."""
+        ...
+
+    def write_record(self, tx: Tx, record: Record, *, guid: Optional[str] = None,
+                     job_guid: Optional[str] = None, content: Optional[bytes] = None,
+                     deleted: bool = False) -> Change:
+        """Write a new local version of the element (a tombstone when ``deleted``) under
+        ``guid``, else the record's GUID, else a new one; stamped by this node's clock, at
+        the head of the change log, so it replicates and outranks every version seen so far.
+        Returns the version written."""
+        ...
+
+    def set_node_local(self, key: str, value: str) -> None:
+        """Keep a value that belongs to this repository only (its identity, its incarnation):
+        never replicated, never in the change log, in its own committed transaction."""
+        ...
+
+    def info(self) -> NodeInfo:
+        """Who this repository is (node id, id block) and how far its change log has got."""
+        ...
+
+
+class JobOperations(Protocol):
+    """Workflow Manager's job-tracking operations, as Esri's REST API defines them. ``user``
+    is who acts: it is recorded (created by, held by, history) and never checked here. A
+    missing element or a wrong parameter raises :class:`InvalidRequest` and writes nothing;
+    each write is atomic."""
+
+    def list_config(self, record_type: type[R]) -> list[R]:
+        """Every live configuration element of this type."""
+        ...
+
+    def get_config(self, record_type: type[R], key: ConfigKey) -> R:
+        """One configuration element, by integer id (types that have one) or unique name."""
+        ...
+
+    def create_config(self, record: R, *, guid: Optional[str] = None) -> R:
+        """Add a configuration element (an omitted integer id comes from this node's id
+        block); a taken name or id is refused. Returns it as stored."""
+        ...
+
+    def update_config(self, record_type: type[R], key: ConfigKey, **fields: Any) -> R:
+        """Change fields of a configuration element (a rename to a taken name is refused)."""
+        ...
+
+    def delete_config(self, record_type: type[R], key: ConfigKey) -> None:
+        """Delete a configuration element (the delete replicates)."""
+        ...
+
+    def config_properties(self) -> dict[str, str]:
+        """Every configuration property, with this node's ``JOB_ID_START_VALUE``."""
+        ...
+
+    def set_config_property(self, key: str, value: str) -> None:
+        """Set a configuration property (keys are case-insensitive); node-local ones are
+        refused."""
+        ...
+
+    def user_privileges(self, user_name: str) -> set[str]:
+        """The privileges a user holds through the groups naming them (names compared
+        case-insensitively)."""
+        ...
+
+    def may_replicate(self, user_name: Optional[str]) -> bool:
+        """Whether this user may replicate and synchronize (administrator or manage
+        replication)."""
+        ...
+
+    def get_job(self, job_id: int) -> Job:
+        """One live job."""
+        ...
+
+    def jobs(self) -> list[int]:
+        """The ids of every live job, ascending."""
+        ...
+
+    def create_job(self, job_type_id: int, *, user: str, id: Optional[int] = None,
+                   **fields: Any) -> Job:
+        """A new job of this type (defaults from the type, status Created, a history entry);
+        its id is ``id`` when given and free, else the next of this node's block."""
+        ...
+
+    def update_job(self, job_id: int, *, user: str, **fields: Any) -> Job:
+        """Change editable fields of a job (:data:`JOB_EDITABLE`; others are refused)."""
+        ...
+
+    def assign_job(self, job_id: int, *, user: str, assigned_type: int,
+                   assigned_to: Optional[str]) -> Job:
+        """Assign a job to a user or a group (None: to nobody), with a history entry."""
+        ...
+
+    def close_job(self, job_id: int, *, user: str) -> Job:
+        """Close a job (stage and status Closed, end date now, 100 %), with a history entry."""
+        ...
+
+    def reopen_job(self, job_id: int, *, user: str) -> Job:
+        """Reopen a closed job (Ready To Work, no end date), with a history entry."""
+        ...
+
+    def delete_job(self, job_id: int, *, user: str) -> None:
+        """Delete a job and everything that belongs to it (the deletes replicate)."""
+        ...
+
+    def holds(self, job_id: int) -> list[Hold]:
+        """The job's holds, released ones included."""
+        ...
+
+    def get_hold(self, job_id: int, hold_id: int) -> Hold:
+        """One hold of the job."""
+        ...
+
+    def create_hold(self, job_id: int, hold_type_id: int, *, user: str,
+                    comments: str = "") -> Hold:
+        """Put a hold of this type on the job, held by ``user`` now."""
+        ...
+
+    def release_hold(self, job_id: int, hold_id: int, *, user: str, comments: str = "") -> Hold:
+        """Release a hold (a hold already released is refused)."""
+        ...
+
+    def get_notes(self, job_id: int) -> str:
+        """The job's notes ("" when none were written)."""
+        ...
+
+    def set_notes(self, job_id: int, notes: str, *, user: str) -> None:
+        """Replace the job's notes; notes written on two nodes are one element."""
+        ...
+
+    def activity(self, job_id: int) -> list[Activity]:
+        """The job's history, oldest first."""
+        ...
+
+    def log_action(self, job_id: int, activity_type_id: int, *, user: str,
+                   comments: str = "") -> Activity:
+        """Add a history entry of this activity type (its message when no comment)."""
+        ...
+
+    def attachments(self, job_id: int) -> list[Attachment]:
+        """The job's attachments (their descriptions, not their bytes)."""
+        ...
+
+    def add_attachment(self, job_id: int, filename: str, content: bytes = b"", *, user: str,
+                       storage_type: int = STORAGE_EMBEDDED,
+                       folder: Optional[str] = None) -> Attachment:
+        """Attach a file: its bytes when embedded, else only where it is (linked file, URL)."""
+        ...
+
+    def attachment_content(self, job_id: int, attachment_id: int) -> bytes:
+        """The bytes of an embedded attachment (b"" for a linked one)."""
+        ...
+
+    def delete_attachment(self, job_id: int, attachment_id: int, *, user: str) -> None:
+        """Remove an attachment from the job."""
+        ...
+
+    def dependencies(self, job_id: int) -> list[Dependency]:
+        """The job's dependencies on other jobs."""
+        ...
+
+    def add_dependency(self, job_id: int, dep_job_id: int, *, user: str, held_on_type: int = 3,
+                       held_on_value: int = 0, dep_on_type: int = 3,
+                       dep_on_value: int = 0) -> Dependency:
+        """Make the job depend on another live job."""
+        ...
+
+    def delete_dependency(self, job_id: int, dependency_id: int, *, user: str) -> None:
+        """Remove a dependency of the job."""
+        ...
+
+    def extended_properties(self, job_id: int) -> list[ExtendedPropertyRecord]:
+        """The job's extended-property records."""
+        ...
+
+    def add_extended_property(self, job_id: int, table_name: str, values: dict[str, Any], *,
+                              user: str) -> ExtendedPropertyRecord:
+        """Add an extended-property record of this table to the job."""
+        ...
+
+    def update_extended_property(self, job_id: int, record_id: int, values: dict[str, Any], *,
+                                 user: str) -> ExtendedPropertyRecord:
+        """Change some values of an extended-property record (the others are kept)."""
+        ...
+
+    def delete_extended_property(self, job_id: int, record_id: int, *, user: str) -> None:
+        """Remove an extended-property record of the job."""
+        ...
+
+    def users(self) -> list[User]:
+        """Every user of the repository."""
+        ...
+
+    def groups(self) -> list[Group]:
+        """Every group, with its members and privileges."""
+        ...
+
+
+class ServedRepository(Repository, JobOperations, ElementReads, Protocol):
+    """What the WMServer app serves: a repository (the replication extension), Workflow
+    Manager's operations (Esri's documented surface) and the element reads it answers from.
+    The server is typed against this, never against a concrete store."""
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """As :meth:`JobStore.transaction`: operations called inside it commit together (one
+        request that changes several jobs changes all of them or none)."""
+        ...
+
+
 def _atomic(method: F) -> F:
     """Run a read-modify-write in one write transaction: what it read cannot be replaced by a
     sync (or another request) before it writes, which would overwrite that newer version with
     one built on the old. Transactions opened inside join this one."""
     @functools.wraps(method)
-    def in_one_transaction(self: JobTracking, *args: Any, **kwargs: Any) -> Any:
+    def in_one_transaction(self: JobStore[object], *args: Any, **kwargs: Any) -> Any:
         with self.transaction():
             return method(self, *args, **kwargs)
-    return in_one_transaction  # type: ignore[return-value]
+    return cast(F, in_one_transaction)
 
 
 def notes_guid(job_guid: str) -> str:
@@ -73,8 +337,9 @@ def notes_guid(job_guid: str) -> str:
     return str(uuid.uuid5(NOTES_NAMESPACE, job_guid))
 
 
-class JobTracking:
-    """Esri-level reads and writes; requires the store primitives listed in the module doc."""
+class JobTracking(JobStore[Tx], JobOperations):
+    """:class:`JobOperations` written once over the primitives of :class:`JobStore`: a store
+    that supplies them and mixes this in offers Workflow Manager's operations."""
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -101,8 +366,8 @@ class JobTracking:
             raise InvalidRequest(f"{type(record).__name__} is not a configuration element")
         with self.transaction() as tx:
             if record.ID_FIELD and getattr(record, record.ID_FIELD) is None:
-                record = attrs.evolve(record, **{record.ID_FIELD:
-                                                 self.next_int_id(tx, record.KIND)})
+                new_id: dict[str, Any] = {record.ID_FIELD: self.next_int_id(tx, record.KIND)}
+                record = attrs.evolve(record, **new_id)
             guid = guid or record.guid or new_guid()
             if record.unique_name is not None and self.name_taken(
                     tx, record.KIND, record.unique_name, guid):
@@ -118,7 +383,7 @@ class JobTracking:
         current = self.get_config(record_type, key)
         updated = attrs.evolve(current, **fields)
         with self.transaction() as tx:
-            if updated.unique_name != current.unique_name and self.name_taken(
+            if updated.unique_name not in (None, current.unique_name) and self.name_taken(
                     tx, record_type.KIND, updated.unique_name, current.guid):
                 raise InvalidRequest(f"A {record_type.KIND} named {updated.unique_name!r} exists")
             self.write_record(tx, updated, guid=current.guid)
@@ -162,7 +427,7 @@ class JobTracking:
 
     # --- jobs ------------------------------------------------------------------------------------
 
-    def _job_entry(self, job_id: int) -> tuple[str, dict]:
+    def _job_entry(self, job_id: int) -> Entry:
         found = self.read_record("job", int_id=int(job_id))
         if found is None:
             raise InvalidRequest(f"Job {job_id} does not exist")
@@ -275,7 +540,8 @@ class JobTracking:
         with self.transaction() as tx:
             if record_type.ID_FIELD:
                 fields[record_type.ID_FIELD] = self.next_int_id(tx, record_type.KIND)
-            record = record_type(job_id=int(job_id), **fields)
+            make: Callable[..., R] = record_type  # each record type has its own fields
+            record = make(job_id=int(job_id), **fields)
             change = self.write_record(tx, record, job_guid=job_guid, content=content)
             record = attrs.evolve(record, guid=change.guid)
             if record_type is Hold:
@@ -341,7 +607,7 @@ class JobTracking:
         return self._add_child(job_id, Activity, type=activity_type.id, user=user,
                                date=_utcnow(), message=message)
 
-    def _log(self, tx: Any, job: Job, activity_name: str, user: Optional[str],
+    def _log(self, tx: Tx, job: Job, activity_name: str, user: Optional[str],
              message: str) -> None:
         """Esri writes history for job events; skipped if the type is not configured."""
         activity_type = self._find_config(ActivityType, activity_name)
@@ -389,13 +655,13 @@ class JobTracking:
     def extended_properties(self, job_id: int) -> list[ExtendedPropertyRecord]:
         return self._children(job_id, ExtendedPropertyRecord)
 
-    def add_extended_property(self, job_id: int, table_name: str, values: dict, *,
+    def add_extended_property(self, job_id: int, table_name: str, values: dict[str, Any], *,
                               user: str) -> ExtendedPropertyRecord:
         return self._add_child(job_id, ExtendedPropertyRecord, table_name=table_name,
                                values=dict(values))
 
     @_atomic
-    def update_extended_property(self, job_id: int, record_id: int, values: dict, *,
+    def update_extended_property(self, job_id: int, record_id: int, values: dict[str, Any], *,
                                  user: str) -> ExtendedPropertyRecord:
         record = self._child(job_id, ExtendedPropertyRecord, record_id)
         record = attrs.evolve(record, values={**record.values, **values})
