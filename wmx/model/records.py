@@ -324,7 +324,8 @@ JOB_SUB_KINDS = frozenset(cls.KIND for cls in JOB_RECORDS)
 JOB_KINDS = JOB_SUB_KINDS | {Job.KIND}
 """Jobs and what belongs to them: a repository's own work, as opposed to its configuration."""
 NAMED_KINDS = frozenset(cls.KIND for cls in CONFIG_RECORDS if cls.NAME_FIELD)
-RENUMBERED_KINDS = frozenset(cls.KIND for cls in ALL_RECORDS if cls.KIND in JOB_KINDS and cls.ID_FIELD)
+RENUMBERED_KINDS = frozenset(cls.KIND for cls in ALL_RECORDS
+                             if cls.KIND in JOB_KINDS and cls.ID_FIELD)
 """Kinds whose integer ids come from a node's id block (:data:`ID_BLOCK_SIZE`): when one
 arrives at the parent holding an id another element already has, the newcomer is given the
 next free id of its block instead of being refused (SPEC §3: both are kept, the clash is
