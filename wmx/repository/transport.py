@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Mapping
 from http.client import HTTPException
 from typing import Any, Optional
 
@@ -82,7 +83,8 @@ class AnswerMalformed(Exception):
 class Answer:
     status: int
     reason: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
+    """Case-insensitive, as HTTP header names are."""
     content: bytearray
     """Kept as read (not copied into ``bytes``: an answer may be tens of megabytes)."""
 
@@ -276,7 +278,7 @@ def exchange(session: requests.Session, method: str, url: str, *, timeout: float
             raise
         if deadline.expired:
             raise TransportTimeout()
-    return Answer(response.status_code, response.reason or "", dict(response.headers), content)
+    return Answer(response.status_code, response.reason or "", response.headers, content)
 
 
 def _timed_out(exc: requests.RequestException) -> bool:
