@@ -126,6 +126,9 @@ _SCHEMA = (
         winner_int_id BIGINT)""",
     "CREATE INDEX conflicts_guid ON conflicts (guid)",
 )
+_UPSERT = (f"INSERT INTO elements ({_COLUMNS}, seq) VALUES ({_MARKS}) ON CONFLICT (guid) DO UPDATE"
+           " SET " + ", ".join(f"{column} = EXCLUDED.{column}"
+                              for column in (*ROW_FIELDS[1:], "seq")))
 _SET_META = ("INSERT INTO meta (key, value) VALUES (%s, %s)"
              " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")
 _LOG_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM elements"
@@ -204,22 +207,24 @@ class _Transaction:
         row = connection.execute(_LOG_HEAD).fetchone()
         self.seq_start = int(row[0]) if row else 0
         self.seq = self.seq_start
+        self._node_id: Optional[str] = None
 
     def execute(self, statement: Any, args: Optional[Sequence[Any]] = None) -> psycopg.Cursor:
         return self.connection.execute(statement, args)
 
-    def write(self, change: Change, exists: bool) -> int:
-        """Store ``change`` at the head of the log (an update when the element ``exists``)."""
+    def write(self, change: Change) -> int:
+        """Store ``change`` as its element's version, at the head of the log (one upsert: the
+        row keeps its ``row_no``)."""
         self.seq += 1
-        row = change.to_row()
-        if exists:
-            assignments = ", ".join(f"{column} = %s" for column in (*ROW_FIELDS[1:], "seq"))
-            self.execute(f"UPDATE elements SET {assignments} WHERE guid = %s",
-                         (*row[1:], self.seq, change.guid))
-        else:
-            self.execute(f"INSERT INTO elements ({_COLUMNS}, seq) VALUES ({_MARKS})",
-                         (*row, self.seq))
+        self.execute(_UPSERT, (*change.to_row(), self.seq))
         return self.seq
+
+    def node_id(self, store: PostgresRepository) -> str:
+        """This store's node id, read once per transaction (every local write is stamped with
+        it)."""
+        if self._node_id is None:
+            self._node_id = store._meta("node_id") or ""
+        return self._node_id
 
 
 class _ApplyTarget:
@@ -229,7 +234,7 @@ class _ApplyTarget:
     def __init__(self, store: PostgresRepository, tx: _Transaction) -> None:
         self._store = store
         self._tx = tx
-        self.node_id = store._meta("node_id") or ""
+        self.node_id = tx.node_id(store)
 
     def stamp(self) -> int:
         return self._store.clock.now()
@@ -273,7 +278,7 @@ class _ApplyTarget:
              record.winner_int_id))
 
     def write(self, change: Change, previous: Optional[StoredVersion]) -> int:
-        return self._tx.write(change, previous is not None)
+        return self._tx.write(change)
 
 
 class PostgresRepository(JobTracking):
@@ -293,7 +298,7 @@ class PostgresRepository(JobTracking):
         self.clock = HybridLogicalClock(int(meta.get("clock", "0")), **kwargs)
         schema = self._where.schema
         self._pool = ConnectionPool(
-            self._where.conninfo, min_size=1, max_size=max(1, pool_size), name="wmx",
+            self._where.conninfo, min_size=1, max_size=max(1, pool_size), name="wmx", num_workers=1,
             kwargs=_connect_options(self._where, timeout), timeout=timeout, open=False,
             configure=lambda connection: _set_session(connection, schema, timeout))
         self._pool.open()
@@ -499,14 +504,12 @@ class PostgresRepository(JobTracking):
                      deleted: bool = False) -> Change:
         """Write a new local version of an element (a tombstone when ``deleted``)."""
         guid = guid or record.guid or new_guid()
-        exists = tx.execute("SELECT 1 FROM elements WHERE guid = %s",
-                            (guid,)).fetchone() is not None
         change = Change(
-            guid=guid, kind=record.KIND, hlc=self.clock.now(), origin=self._meta("node_id") or "",
+            guid=guid, kind=record.KIND, hlc=self.clock.now(), origin=tx.node_id(self),
             deleted=deleted, int_id=record.int_id, job_guid=job_guid,
             name=record.unique_name if record.KIND in NAMED_KINDS else None,
             body=codec.dumps(record.to_esri()), content=content)
-        tx.write(change, exists)
+        tx.write(change)
         return change
 
     def name_taken(self, tx: _Transaction, kind: str, name: str, guid: str) -> bool:
