@@ -27,7 +27,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import attrs
 import pytest
@@ -180,35 +180,48 @@ def _announce(config: pytest.Config, text: str) -> None:
         print(f"\n{text}", file=sys.stderr, flush=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_server(pytestconfig: pytest.Config) -> Iterator[PostgresServer]:
-    """The session's PostgreSQL server (skipped without one, failed under the CI flag)."""
+_SESSION: dict[str, Any] = {}
+"""The one server of this test session, whichever modules ask for it (each module that
+imports the fixture gets a fixture of its own, so the server itself is kept here), or the
+reason there is none."""
+
+
+def _session_server(config: pytest.Config) -> PostgresServer:
+    if "server" in _SESSION:
+        return _SESSION["server"]
+    if "unavailable" in _SESSION:
+        _unavailable(_SESSION["unavailable"])
     try:
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError:
-        _unavailable("psycopg/psycopg_pool are not installed (pip install 'wmx[postgresql]')")
+        _SESSION["unavailable"] = ("psycopg/psycopg_pool are not installed "
+                                   "(pip install 'wmx[postgresql]')")
+        _unavailable(_SESSION["unavailable"])
     existing = os.environ.get(SERVER_VARIABLE)
     if existing:
         from psycopg.conninfo import conninfo_to_dict
 
         server = PostgresServer(existing, conninfo_to_dict(existing).get("password"),
                                 _version(existing))
-        _announce(pytestconfig, f"PostgreSQL {server.version} ({SERVER_VARIABLE}) for the tests")
-        yield server
-        return
-    try:
+        _announce(config, f"PostgreSQL {server.version} ({SERVER_VARIABLE}) for the tests")
+    else:
         cluster = own_cluster()
-        server = cluster.__enter__()
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
-        _unavailable(str(exc))
-        return
-    _announce(pytestconfig, f"PostgreSQL {server.version} started for the tests "
-                            f"({server.uri})")
-    try:
-        yield server
-    finally:
-        cluster.__exit__(None, None, None)
+        try:
+            server = cluster.__enter__()
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            _SESSION["unavailable"] = str(exc)
+            _unavailable(str(exc))
+        config.add_cleanup(lambda: cluster.__exit__(None, None, None))
+        _announce(config, f"PostgreSQL {server.version} started for the tests ({server.uri})")
+    _SESSION["server"] = server
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(pytestconfig: pytest.Config) -> PostgresServer:
+    """The session's PostgreSQL server (skipped without one, failed under the CI flag)."""
+    return _session_server(pytestconfig)
 
 
 def drop_schema(server: PostgresServer, schema: str) -> None:
