@@ -98,3 +98,21 @@ def test_a_malformed_answer_fails_with_an_error_naming_the_server(answer, monkey
             with pytest.raises(RepositoryError, match=r"127\.0\.0\.1.*malformed"):
                 repository.info()
             assert repository.mirror.job_ids() == [], "nothing was written"
+
+
+def test_two_server_elements_bound_to_one_guid_stay_two_elements():
+    with EsriDouble(users=(ADMIN,)) as double:
+        job = double.seed_job(name="one")
+        first = double.seed_hold(job, type=1, holdComments="first")
+        second = double.seed_hold(job, type=1, holdComments="second")
+        with EsriRepository(double.url, user=ADMIN) as repository:
+            repository.info()
+            ids = repository.book.id_map()
+            repository.book.bind([("hold", job, str(second), ids[("hold", job, str(first))])])
+        with EsriRepository(double.url, user=ADMIN) as repository:
+            repository.info()
+            assert sorted(h.hold_comments for h in repository.mirror.holds(job)) == [
+                "first", "second"]
+            seq = repository.mirror.info().seq
+        with EsriRepository(double.url, user=ADMIN) as repository:
+            assert repository.info().seq == seq, "and they do not flip-flop"

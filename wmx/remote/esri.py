@@ -279,6 +279,7 @@ class EsriRepository:
                 by_name[(kind, str(record_type.from_esri(data).unique_name))] = guid
         seen: list[Seen] = []
         bindings: list[tuple[str, int, str, str]] = []
+        claimed: set[str] = set()
         for record in config:
             guid = (by_id.get((record.KIND, record.int_id)) if record.int_id is not None
                     else None) or by_name.get((record.KIND, str(record.unique_name))) or \
@@ -289,12 +290,14 @@ class EsriRepository:
                 continue
             job_guid = by_id.get(("job", job_id)) or job_guid_for(job_id)
             seen.append(Seen(job_guid, bundle.job))
-            seen.extend(self._identify_job(bundle, job_guid, stored, ids, taken, bindings))
+            seen.extend(self._identify_job(bundle, job_guid, stored, ids, taken, bindings,
+                                           claimed))
         return seen, bindings
 
     def _identify_job(self, bundle: JobBundle, job_guid: str, stored: dict[str, tuple],
                       ids: dict[tuple[str, int, str], str], taken: dict[str, set[int]],
-                      bindings: list[tuple[str, int, str, str]]) -> list[Seen]:
+                      bindings: list[tuple[str, int, str, str]], claimed: set[str]
+                      ) -> list[Seen]:
         job_id = bundle.job.id
         scope = f"{self.node_id}:{job_id}"
         seen: list[Seen] = []
@@ -307,9 +310,12 @@ class EsriRepository:
         for key, record in subs:
             kind = record.KIND
             guid = ids.get((kind, job_id, key))
-            if guid is None:
+            if guid is None or guid in claimed:
+                # Never two server elements for one GUID (a binding left over from a job
+                # that changed its id): the second one is an element of its own.
                 guid = element_guid_for(kind, scope, key)
                 bindings.append((kind, job_id, key, guid))
+            claimed.add(guid)
             content = bundle.contents.get(record.id) if isinstance(record, Attachment) \
                 else None
             if isinstance(record, Attachment) and record.storage_type == STORAGE_EMBEDDED:
