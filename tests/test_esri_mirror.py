@@ -116,3 +116,20 @@ def test_two_server_elements_bound_to_one_guid_stay_two_elements():
             seq = repository.mirror.info().seq
         with EsriRepository(double.url, user=ADMIN) as repository:
             assert repository.info().seq == seq, "and they do not flip-flop"
+
+
+def test_a_job_deleted_on_the_server_while_it_is_read_is_gone_not_an_error(monkeypatch):
+    with EsriDouble(users=(ADMIN,)) as double:
+        kept = double.seed_job(name="kept")
+        doomed = double.seed_job(name="deleted while read")
+        with EsriRepository(double.url, user=ADMIN) as repository:
+            real_get = repository.client.get
+
+            def get(path: str = "", **params: object) -> dict:
+                if path == f"jobs/{doomed}/holds":
+                    double.jobs.pop(doomed)  # an Esri user deletes it right now
+                return real_get(path, **params)
+
+            monkeypatch.setattr(repository.client, "get", get)
+            repository.info()
+            assert repository.mirror.job_ids() == [kept]

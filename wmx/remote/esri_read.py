@@ -32,7 +32,7 @@ from wmx.model.records import (
     User,
 )
 from wmx.remote.esri_client import EsriClient
-from wmx.repository.base import RepositoryError
+from wmx.repository.base import InvalidRequest, RepositoryError
 
 _ROOT_LISTS: tuple[tuple[type[Record], str], ...] = (
     (JobStatus, "jobStatuses"), (Priority, "jobPriorities"), (ActivityType, "activityTypes"),
@@ -126,12 +126,18 @@ def read_job(client: EsriClient, job_id: int,
     if not answer or "id" not in answer:
         return None  # Esri's clients read {} as "no such job"
     job = _decode(client, f"job {job_id}", lambda: Job.from_esri(answer))
-    holds = client.get(f"{base}/holds").get("holds") or []
-    notes = client.get(f"{base}/notes").get("notes") or ""
-    activity = client.get(f"{base}/activity").get("activity") or []
-    attachments = client.get(f"{base}/attachments").get("attachments") or []
-    dependencies = client.get(f"{base}/dependencies").get("dependencies") or []
-    containers = client.get(f"{base}/extendedProperties").get("containers") or []
+    try:
+        holds = client.get(f"{base}/holds").get("holds") or []
+        notes = client.get(f"{base}/notes").get("notes") or ""
+        activity = client.get(f"{base}/activity").get("activity") or []
+        attachments = client.get(f"{base}/attachments").get("attachments") or []
+        dependencies = client.get(f"{base}/dependencies").get("dependencies") or []
+        containers = client.get(f"{base}/extendedProperties").get("containers") or []
+    except InvalidRequest:
+        again = client.get(base)
+        if not again or "id" not in again:
+            return None  # deleted on the server while it was being read
+        raise
     with_job = {"jobId": int(job_id)}
     bundle = _decode(client, f"sub-records of job {job_id}", lambda: JobBundle(
         job=job,
