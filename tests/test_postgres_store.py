@@ -221,3 +221,52 @@ def test_a_child_refused_as_the_parent_under_another_spelling_is_named_without_i
     refused = wmx_here("sync", repository_location, "Parent", f"Self true {spelled}")
     assert refused.returncode != 0 and "000733" in refused.stdout + refused.stderr
     assert postgres_server.password not in refused.stdout + refused.stderr
+
+
+_KILLED_MID_COPY = """
+import os, sys
+from wmx.engine.outcome import ChildTarget
+from wmx.engine.replicate import replicate
+from wmx.repository import open_repository
+from wmx.store.postgres import PostgresRepository
+
+class DiesMidCopy(PostgresRepository):
+    pages = 0
+    def load_rows(self, load_id, rows):
+        super().load_rows(load_id, rows)
+        DiesMidCopy.pages += 1
+        if DiesMidCopy.pages == 2:
+            os._exit(3)  # the power cut: no abort, no clean-up, connections dropped
+
+parent, child = sys.argv[1:3]
+opener = lambda location: DiesMidCopy(location) if location == child else open_repository(location)
+replicate(open_repository(parent), [ChildTarget("Arizona", child)], opener, page_size=5)
+"""
+
+
+def test_a_replicate_killed_mid_copy_leaves_the_child_as_it_was_and_the_next_one_succeeds(
+        repository_location: str, tmp_path: Path, postgres_server: PostgresServer) -> None:
+    import subprocess
+    import sys
+
+    from wmx.engine.outcome import ChildTarget
+    from wmx.engine.replicate import replicate
+
+    parent_path = tmp_path / "redlands.wmxdb"
+    initialise(parent_path, name="Redlands", config="quick", admin=USER).close()
+    with open_repository(str(parent_path)) as parent:
+        parent.create_job(1, user=USER)
+    with open_repository(repository_location) as child:
+        child.create_job(1, user=USER, description="the child's own")
+        before = child.all_rows()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_COPY, str(parent_path),
+                             repository_location], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == 3, killed.stderr
+    with open_repository(repository_location) as child:
+        assert child.all_rows() == before
+    with open_repository(str(parent_path)) as parent:
+        outcome = replicate(parent, [ChildTarget("Arizona", repository_location)],
+                            open_repository)
+        assert outcome.status_code == 0, outcome.children[0].error
+        with open_repository(repository_location) as child:
+            assert child.all_rows() == parent.all_rows()
