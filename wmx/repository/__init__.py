@@ -10,7 +10,7 @@ the first probe as Esri's WMServer does, the Esri client with its mirror (``wmx.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from wmx.repository.base import (
     InvalidRequest,
@@ -20,6 +20,9 @@ from wmx.repository.base import (
     RepositoryNotFound,
     RepositoryUnavailable,
 )
+
+if TYPE_CHECKING:
+    from wmx.repository.jobs import ServedRepository
 
 
 def is_service_url(location: str) -> bool:
@@ -49,7 +52,7 @@ def open_repository(location: str | Path, token: Optional[str] = None, *,
     return EmbeddedRepository(location, **options)
 
 
-def open_store(location: str | Path) -> Any:
+def open_store(location: str | Path) -> ServedRepository:
     """A store this process holds itself (what ``wmx serve`` serves): a PostgreSQL schema for
     ``postgresql://`` locations, else an embedded file; never a service."""
     location = str(location).strip()
@@ -60,7 +63,7 @@ def open_store(location: str | Path) -> Any:
     return EmbeddedRepository(location)
 
 
-def _open_postgres(location: str, **options: Any) -> Repository:
+def _open_postgres(location: str, **options: Any) -> ServedRepository:
     """A repository in a PostgreSQL schema (SPEC §2.7; needs the ``wmx[postgresql]`` extra)."""
     try:
         from wmx.store.postgres import PostgresRepository

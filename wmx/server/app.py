@@ -42,7 +42,7 @@ from wmx.repository.base import (
     RepositoryNotFound,
     RepositoryUnavailable,
 )
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import ServedRepository
 from wmx.server import esri, replication
 from wmx.server.auth import check_token, presented_token
 from wmx.server.crosssite import Exchange, SitePolicy
@@ -102,7 +102,7 @@ class Service:
     and the address URLs it builds start with (``base_url``: set by the runner once bound;
     else the WSGI server's own ``SERVER_NAME``/``SERVER_PORT``, never the client's Host)."""
 
-    repository: EmbeddedRepository
+    repository: ServedRepository
     name: str
     token: Optional[str] = attrs.field(default=None, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -192,7 +192,7 @@ class BodyGuard:
         del environ["HTTP_CONTENT_ENCODING"]
 
 
-def create_app(repository: Union[str, Path, EmbeddedRepository], *,
+def create_app(repository: Union[str, Path, ServedRepository], *,
                service_name: Optional[str] = None, token: Optional[str] = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                hosts: Sequence[str] = ()) -> flask.Flask:
@@ -201,8 +201,10 @@ def create_app(repository: Union[str, Path, EmbeddedRepository], *,
     repository's own. With ``token`` set every request must present it; without one the app
     answers only to IP addresses, ``localhost``, the machine's name and the ``hosts`` aliases
     (DNS names a browser may use for it)."""
-    owns = isinstance(repository, (str, Path))
-    store = open_store(repository) if owns else repository
+    if isinstance(repository, (str, Path)):
+        store, owns = open_store(repository), True
+    else:
+        store, owns = repository, False
     name = (service_name or store.info().name).strip().strip("/")
     if not name:
         raise ValueError("A service needs a name")

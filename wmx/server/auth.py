@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
 from wmx.model.records import PRIV_ADMINISTRATOR, User
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import ServedRepository
 from wmx.server.routing import (
     BAD_REQUEST,
     FORBIDDEN,
     INVALID_TOKEN,
     TOKEN_REQUIRED,
     Call,
+    HeaderLookup,
     ServiceError,
 )
 
@@ -43,7 +43,7 @@ def read_token_file(path: str | Path) -> str:
     return token
 
 
-def presented_token(headers: Mapping[str, str], parameter: Optional[str]) -> Optional[str]:
+def presented_token(headers: HeaderLookup, parameter: Optional[str]) -> Optional[str]:
     """The token a request carries: a ``Bearer`` header, else Esri's ``token`` parameter."""
     for name in TOKEN_HEADERS:
         value = headers.get(name)
@@ -74,7 +74,7 @@ def user_name(value: str) -> str:
     return value.strip().replace("|", "\\")
 
 
-def find_user(repository: EmbeddedRepository, name: str) -> Optional[User]:
+def find_user(repository: ServedRepository, name: str) -> Optional[User]:
     wanted = user_name(name).lower()
     return next((user for user in repository.users() if user.user_name.lower() == wanted), None)
 

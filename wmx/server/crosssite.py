@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Optional
 from urllib.parse import urlsplit
 
 import attrs
 
-from wmx.server.routing import BAD_REQUEST, FORBIDDEN, ServiceError
+from wmx.server.routing import BAD_REQUEST, FORBIDDEN, HeaderLookup, ServiceError
 
 SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})
 """``Sec-Fetch-Site`` of requests made by this origin's own pages or by the user (``none``:
@@ -35,7 +35,7 @@ class Exchange:
     method: str
     host: str
     """The Host header as sent (``name[:port]``)."""
-    headers: Mapping[str, str]
+    headers: HeaderLookup
     path: Sequence[str]
     """The segments after ``…/WMServer``."""
     public: bool
@@ -83,7 +83,7 @@ def _names_another_origin(value: str, host: str) -> bool:
     return authority.lower() != host.strip().lower()
 
 
-def is_cross_site(headers: Mapping[str, str], host: str) -> bool:
+def is_cross_site(headers: HeaderLookup, host: str) -> bool:
     """Whether a browser made this request for a page on another origin: its ``Origin``
     says so; without one (links, images, scripts), ``Sec-Fetch-Site``; in old browsers
     the ``Referer``. A request with none of them comes from a script, not a page."""

@@ -38,7 +38,7 @@ from wmx.model.records import (
     to_millis,
 )
 from wmx.repository.base import InvalidRequest
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import ServedRepository
 from wmx.repository.wire import JOB_CREATE_PARAMS, JOB_PARAMS, WireError, from_millis, is_int64
 from wmx.server.auth import find_user, require_privilege, require_user, user_name
 from wmx.server.routing import (
@@ -92,7 +92,7 @@ def _child(records: list[T], child_id: int, what: str) -> T:
     raise ServiceError(NOT_FOUND, f"{what} {child_id} does not exist")
 
 
-def job_json(repository: EmbeddedRepository, job: Job) -> dict[str, Any]:
+def job_json(repository: ServedRepository, job: Job) -> dict[str, Any]:
     return {**job.to_esri(), "childJobIds": repository.child_job_ids(job.id),
             "versionExists": False, "versionInfo": []}
 

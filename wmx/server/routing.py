@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Literal, Optional, Protocol, TypeVar, Union, overload
 
 import attrs
 
 from wmx.model import codec
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import ServedRepository
 from wmx.repository.wire import INT64_MAX, INT64_MIN, WireError, from_millis
 
-T = TypeVar("T")
+H = TypeVar("H", bound=Callable[..., Any])
+"""A request handler: the router keeps it and hands it back unchanged."""
 DECIMAL = re.compile(r"\s*[+-]?[0-9]+\s*")
 """An integer parameter as Esri's clients write it: ASCII digits, an optional sign."""
 
@@ -57,11 +58,19 @@ class RawResponse:
     filename: str
 
 
+class HeaderLookup(Protocol):
+    """Request headers as the checks read them (Flask's ``Headers``, a plain dict in tests)."""
+
+    def get(self, key: str) -> Optional[str]:
+        """The value of the header named ``key`` (case-insensitively for real requests)."""
+        ...
+
+
 class Params:
     """Request parameters (query string and form fields) with case-insensitive names and
     typed getters that raise a 400 :class:`ServiceError` naming the parameter."""
 
-    def __init__(self, values: Mapping[Optional[str], str]) -> None:
+    def __init__(self, values: Union[Mapping[str, str], Mapping[Optional[str], str]]) -> None:
         # A multipart part whose name cannot be parsed comes with the name None: ignored.
         self._values = {key.lower(): value for key, value in values.items()
                         if key is not None}
@@ -69,8 +78,19 @@ class Params:
     def __contains__(self, name: str) -> bool:
         return name.lower() in self._values
 
+    @overload
+    def text(self, name: str, default: str, *, required: bool = False) -> str: ...
+
+    @overload
+    def text(self, name: str, default: None = None, *, required: Literal[True]) -> str: ...
+
+    @overload
+    def text(self, name: str, default: Optional[str] = None, *,
+             required: bool = False) -> Optional[str]: ...
+
     def text(self, name: str, default: Optional[str] = None, *,
              required: bool = False) -> Optional[str]:
+        """The parameter as sent; ``default`` when absent (a 400 when ``required``)."""
         value = self._values.get(name.lower())
         if value is None:
             if required:
@@ -78,8 +98,22 @@ class Params:
             return default
         return value
 
+    @overload
+    def integer(self, name: str, default: int, *, required: bool = False,
+                minimum: Optional[int] = None) -> int: ...
+
+    @overload
+    def integer(self, name: str, default: None = None, *, required: Literal[True],
+                minimum: Optional[int] = None) -> int: ...
+
+    @overload
+    def integer(self, name: str, default: Optional[int] = None, *, required: bool = False,
+                minimum: Optional[int] = None) -> Optional[int]: ...
+
     def integer(self, name: str, default: Optional[int] = None, *, required: bool = False,
                 minimum: Optional[int] = None) -> Optional[int]:
+        """A signed 64-bit decimal integer; ``default`` when absent or blank (a 400 when
+        ``required``, malformed, out of range or below ``minimum``)."""
         value = self.text(name, required=required)
         if value is None or value.strip() == "":
             if required:
@@ -142,7 +176,7 @@ def parse_json(text: Union[str, bytes], what: str) -> Any:
 class Call:
     """One request as a handler sees it: the repository, parameters, and lazy body access."""
 
-    repository: EmbeddedRepository
+    repository: ServedRepository
     params: Params
     method: str
     service_url: str
@@ -209,7 +243,7 @@ class Router:
         self.routes: list[Route] = []
 
     def route(self, pattern: str, methods: tuple[str, ...] = ("GET", "POST"), *,
-              public: bool = False) -> Callable[[T], T]:
+              public: bool = False) -> Callable[[H], H]:
         segments = []
         for part in filter(None, pattern.split("/")):
             variable = _SEGMENT.match(part)
@@ -218,7 +252,7 @@ class Router:
             else:
                 segments.append((part.lower(), None))
 
-        def register(handler: T) -> T:
+        def register(handler: H) -> H:
             self.routes.append(Route(tuple(segments), handler, frozenset(methods), public))
             return handler
 
@@ -243,5 +277,5 @@ class Router:
         raise ServiceError(NOT_FOUND, "Not Found", ["The requested resource does not exist"])
 
 
-__all__ = ["Call", "Params", "RawResponse", "Route", "Router", "ServiceError", "bad_parameter",
-           "parse_json"]
+__all__ = ["Call", "HeaderLookup", "Params", "RawResponse", "Route", "Router", "ServiceError",
+           "bad_parameter", "parse_json"]

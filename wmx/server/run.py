@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
 
     raise missing_extra(exc) from None
 
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import ServedRepository
 from wmx.server.app import DEFAULT_MAX_BODY_BYTES, close_app, create_app, service_of
 from wmx.server.auth import read_token_file
 
@@ -37,7 +37,7 @@ log = logging.getLogger("wmx.server")
 
 DEFAULT_THREADS = 8
 WAITRESS_SLACK_BYTES = 1024 * 1024
-RepositoryArg = Union[str, Path, EmbeddedRepository]
+RepositoryArg = Union[str, Path, ServedRepository]
 
 
 def _url_host(host: str) -> str:
