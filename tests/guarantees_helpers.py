@@ -200,17 +200,23 @@ class Ledger:
 
     def restored(self) -> None:
         """A repository was put back from a backup: a version that is now in no repository
-        of the cluster is gone for good (it existed only where the backup was restored);
-        everything any repository still holds must flow back and survive as usual."""
-        present = set()
-        for _name, path in named_paths(self.cluster):
+        of the cluster is gone (it existed only where the backup was restored); one that is
+        somewhere is there to stay, even if an earlier restore had removed it from everywhere
+        (a backup can bring it back), and must flow back and survive as usual."""
+        present: dict[tuple[str, int, str], set[str]] = {}
+        for name, path in named_paths(self.cluster):
             with EmbeddedRepository(path) as repository:
-                present.update((guid, hlc, origin) for guid, _k, _i, _j, _n, _b, _c, hlc, origin,
-                               _d in repository.all_rows())
+                for guid, _k, _i, _j, _n, _b, _c, hlc, origin, _d in repository.all_rows():
+                    present.setdefault((guid, hlc, origin), set()).add(name)
         for guid, versions in self.versions.items():
             for (hlc, origin), version in versions.items():
-                if (guid, hlc, origin) not in present:
+                places = present.get((guid, hlc, origin))
+                if places is None:
                     version.status = DISCARDED
+                elif version.status == DISCARDED:
+                    only_at_home = places == {version.home} and \
+                        self.names.get(origin) == version.home != "parent"
+                    version.status = PENDING if only_at_home else CONSIDERED
 
     def _settle(self, child: str, status: str) -> None:
         for versions in self.versions.values():

@@ -23,6 +23,7 @@ from wmx.tools.connect import rescue_folder
 
 def _backup(path: Path, folder: Path) -> Path:
     """A file copy of a closed repository, as an administrator's backup job takes it."""
+    folder.mkdir(parents=True, exist_ok=True)
     copy = folder / f"{path.stem}.backup"
     shutil.copyfile(path, copy)
     return copy
@@ -109,6 +110,28 @@ def test_a_parent_restored_from_a_backup_gets_back_what_its_children_hold(tmp_pa
 
     _assert_everything_kept(cluster, outcome, {
         "made at the parent after the backup", "made at a child", "made at the restored parent"})
+
+
+def test_a_parent_and_a_child_restored_to_one_moment_get_back_what_the_others_kept(tmp_path):
+    """Found by the convergence property: both backups agree with each other, so neither
+    looks restored to the other; only the siblings hold the child's delete made since."""
+    cluster = make_cluster(tmp_path, children=3)
+    child = cluster.child_paths["Child2"]
+    job = _create(child, "deleted after the backups")
+    assert cluster.sync().status_code == 0
+    backups = {path: _backup(path, tmp_path / path.stem) for path in (child,
+                                                                      cluster.parent_path)}
+    with EmbeddedRepository(child) as repository:
+        repository.delete_job(job, user=ADMIN)
+    assert cluster.sync().status_code == 0
+
+    for path, backup in backups.items():
+        _restore(backup, path)
+    outcome = cluster.sync()
+
+    assert outcome.status_code == 0, [c.error for c in outcome.children]
+    cluster.assert_converged()
+    assert job not in _jobs(cluster.parent_path)
 
 
 def test_an_id_taken_at_a_child_by_hand_is_reported_in_both_directions(tmp_path):

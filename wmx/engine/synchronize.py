@@ -80,6 +80,9 @@ class _Run:
     """Versions the pulls wrote (dry runs stand them in for unwritten batches)."""
     renumbered: dict[str, Change] = attrs.Factory(dict)
     """Versions the pulls gave a new id: every child gets them before anything else."""
+    parent_restored: bool = False
+    """A recovering child held versions the parent lacked: the parent was restored from a
+    backup, so any child may lack versions of its own that only its siblings still hold."""
 
 
 def synchronize(parent: Repository, targets: list[ChildTarget], open_child: Opener, *,
@@ -168,8 +171,27 @@ def _consolidate(cluster: Cluster, session: _Session, run: _Run, *,
             child.pulled.add(report)
             run.pending.update((c.guid, c) for c in report.written)
             run.renumbered.update((c.guid, c) for c in report.renumbered)
+            if session.recovery and detect_since is None and report.writes:
+                _parent_was_restored(cluster, run)
         if not run.dry_run and page.last_seq != node.pull_seq:
             node.pull_seq = page.last_seq
+            cluster.save(node)
+
+
+def _parent_was_restored(cluster: Cluster, run: _Run) -> None:
+    """A child handed the parent versions made before their last exchange that the parent no
+    longer had: the parent was put back from a backup. Every child may then lack versions of
+    its own origin that only its siblings kept (the push normally leaves a child's own
+    versions out): this run pushes them to every child, and every child not synchronized by
+    this run recovers at its next sync."""
+    if run.parent_restored or run.dry_run:
+        return
+    run.parent_restored = True
+    log.warning("%s was restored from a backup: every child gets its own versions back",
+                cluster.info.name)
+    for node in list(cluster.nodes.values()):
+        if not node.is_parent and node.is_connected and node.node_id != cluster.parent_id:
+            node.incarnation = ""
             cluster.save(node)
 
 
@@ -233,7 +255,8 @@ def _push_pages(cluster: Cluster, session: _Session, run: _Run, guarded: bool,
         return False
     head = cluster.parent.info().seq
     pages = change_pages(cluster.parent, node.push_seq, page_size=run.page_size,
-                         exclude_origin=None if session.recovery else session.info.node_id,
+                         exclude_origin=None if session.recovery or run.parent_restored
+                         else session.info.node_id,
                          since_time=since_time, until_seq=head)
     for page in progress.track_log(pages, f"push {child.target.name}", start=node.push_seq,
                                    end=head):
