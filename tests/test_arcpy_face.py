@@ -15,6 +15,7 @@ import pytest
 import wmx
 from tests.http_helpers import make_repository, running_server
 from wmx import arcpy
+from wmx.not_provided import NotProvidedError
 
 
 def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -311,3 +312,11 @@ def test_a_server_that_drops_connections_leaves_no_urllib3_lines_in_a_scripts_lo
     for transport_detail in ("Retrying", "Retry(total", "HTTPConnection", "object at 0x",
                              "urllib3"):
         assert transport_detail not in done.stdout + done.stderr
+
+
+def test_a_workflow_manager_tool_wmx_lacks_is_explained_in_the_toolbox_namespace_too():
+    with pytest.raises(NotProvidedError, match=r"arcpy\.wmx\.CreateWorkflowDatabase is not "
+                                               r"provided by wmx"):
+        arcpy.wmx.CreateWorkflowDatabase  # noqa: B018
+    assert not hasattr(arcpy.wmx, "CreateWorkflowDatabase")
+    assert hasattr(arcpy.wmx, "SynchronizeJobData")

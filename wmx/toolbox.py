@@ -7,11 +7,13 @@ Licensing is simulated: wmx needs no licence, so the JTX extension is always ava
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
+from wmx.not_provided import NotProvidedError, message
 from wmx.tools import TOOLS
 
 ALIAS = "wmx"
@@ -23,8 +25,16 @@ def _toolbox(alias: str) -> types.ModuleType:
     module = types.ModuleType(alias, f"{TOOLBOX_LABEL} (alias {ALIAS})")
     for name, tool in TOOLS.items():
         setattr(module, name, tool)
-    module.__all__ = list(TOOLS)
+    setattr(module, "__all__", list(TOOLS))  # a module built at run time: no declared names
+    vars(module)["__getattr__"] = functools.partial(_not_a_tool, alias)  # PEP 562
     return module
+
+
+def _not_a_tool(alias: str, name: str) -> NoReturn:
+    """``arcpy.wmx.<Tool>`` for a Workflow Manager tool wmx does not provide."""
+    if name.startswith("_"):
+        raise AttributeError(f"module {alias!r} has no attribute {name!r}")
+    raise NotProvidedError(message(f"{alias}.{name}"))
 
 
 wmx = _toolbox(ALIAS)

@@ -219,7 +219,7 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     sub.add_argument("--host", default="127.0.0.1",
                      help="address to listen on (default 127.0.0.1: this machine only)")
     sub.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
-    sub.add_argument("--service", help="service name in the URL (default: the file's name)")
+    sub.add_argument("--service", help="service name in the URL (default: the repository's name)")
     sub.add_argument("--token-file", metavar="FILE",
                      help="file holding the token every request must carry")
 
