@@ -45,7 +45,7 @@ def run_demo(folder: Optional[Path] = None, out: Callable[[str], None] = print) 
 
     _say(out, "2. ReplicateJobData_wmx: copy Redlands to both children")
     children = f"Ohio true {paths['Ohio']};\nArizona true {paths['Arizona']}"
-    result = arcpy.ReplicateJobData_wmx(str(paths["Redlands"]), "Redlands", children)
+    result = arcpy.ReplicateJobData(str(paths["Redlands"]), "Redlands", children)
     out(result.getMessages())
 
     _say(out, "3. Edit all three repositories")
@@ -69,7 +69,7 @@ def run_demo(folder: Optional[Path] = None, out: Callable[[str], None] = print) 
     _say(out, "4. SynchronizeJobData_wmx (the last-sync time is Esri's sample value)")
     rows = f"Ohio true {paths['Ohio']} 2011-08-08 12:00;Arizona true {paths['Arizona']} " \
            "2011-08-08 12:00"
-    result = arcpy.SynchronizeJobData_wmx(str(paths["Redlands"]), "Redlands", rows)
+    result = arcpy.SynchronizeJobData(str(paths["Redlands"]), "Redlands", rows)
     out(result.getMessages())
     out(f"Status: {result.getOutput(0)}")
     out("Last synchronized (Output_LastSync):")
@@ -77,7 +77,7 @@ def run_demo(folder: Optional[Path] = None, out: Callable[[str], None] = print) 
         out(f"  {row}")
 
     _say(out, "5. Synchronize again, feeding Output_LastSync back in: nothing to do")
-    again = arcpy.SynchronizeJobData_wmx(str(paths["Redlands"]), "Redlands", result.getOutput(1))
+    again = arcpy.SynchronizeJobData(str(paths["Redlands"]), "Redlands", result.getOutput(1))
     out(again.getMessages())
 
     _say(out, "6. Summary")

@@ -269,7 +269,7 @@ def two_way_date(value: Any) -> Optional[tuple[str, str]]:
     return f"{year}-{month:02d}-{day:02d}", f"{year}-{day:02d}-{month:02d}"
 
 
-def format_time(value: datetime) -> str:
+def format_time(value: Union[str, datetime, date]) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ`` in UTC. Sub-second digits are dropped (rounding down, so a
     written last-sync time is never later than the real one)."""
     utc = parse_time(value)

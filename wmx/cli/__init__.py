@@ -152,7 +152,7 @@ def _interruptible(run: Callable[[], int], out: Output, interrupted: str) -> int
     except KeyboardInterrupt:
         if not out.as_json:
             print(f"\nwmx: {interrupted}", file=sys.stderr, flush=True)
-        error = CommandError(None, interrupted, exit_code=EXIT_INTERRUPTED)
-        return out.finish(EXIT_INTERRUPTED, error)
+        stopped = CommandError(None, interrupted, exit_code=EXIT_INTERRUPTED)
+        return out.finish(EXIT_INTERRUPTED, stopped)
     except BrokenPipeError:
         return EXIT_ERROR

@@ -93,11 +93,12 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     report = _report(args.location)
     info = report.info
     parent = report.name_of(info.parent_node_id) if info.parent_node_id else None
-    nodes = [{"name": e.node.name, "node_id": e.node.node_id, "url": e.node.url,
-              "role": _role(e.node.is_parent, e.node.is_connected),
-              "last_sync": e.node.last_sync, "pull_seq": e.node.pull_seq,
-              "push_seq": e.node.push_seq, "pending_to_child": e.pending_to_child}
-             for e in report.children]
+    nodes: list[dict[str, Any]] = [
+        {"name": e.node.name, "node_id": e.node.node_id, "url": e.node.url,
+         "role": _role(e.node.is_parent, e.node.is_connected),
+         "last_sync": e.node.last_sync, "pull_seq": e.node.pull_seq,
+         "push_seq": e.node.push_seq, "pending_to_child": e.pending_to_child}
+        for e in report.children]
     conflicts = [conflict_data(report, n, c) for n, c in enumerate(report.conflicts, 1)]
     out.data = {"repository": {"name": info.name, "node_id": info.node_id, "seq": info.seq,
                                "incarnation": info.incarnation,

@@ -214,7 +214,7 @@ class JobType(Record):
     KIND: ClassVar[str] = "job_type"
     NAME_FIELD: ClassVar[Optional[str]] = "name"
 
-    id: int
+    id: Optional[int]
     name: str
     description: str = ""
     category: str = ""
@@ -231,7 +231,7 @@ class JobStatus(Record):
     KIND: ClassVar[str] = "status"
     NAME_FIELD: ClassVar[Optional[str]] = "name"
 
-    id: int
+    id: Optional[int]
     name: str
     description: str = ""
     caption: str = ""
@@ -255,7 +255,7 @@ class ActivityType(Record):
     KIND: ClassVar[str] = "activity_type"
     NAME_FIELD: ClassVar[Optional[str]] = "name"
 
-    id: int
+    id: Optional[int]
     name: str
     description: str = ""
     message: str = ""
@@ -267,7 +267,7 @@ class HoldType(Record):
     KIND: ClassVar[str] = "hold_type"
     NAME_FIELD: ClassVar[Optional[str]] = "name"
 
-    id: int
+    id: Optional[int]
     name: str
     description: str = ""
     guid: str = ""
@@ -294,7 +294,7 @@ class Group(Record):
     KIND: ClassVar[str] = "group"
     NAME_FIELD: ClassVar[Optional[str]] = "name"
 
-    id: int
+    id: Optional[int]
     name: str
     description: str = ""
     users: list = attrs.Factory(list)

@@ -464,7 +464,7 @@ class JobTracking(JobStore[Tx], JobOperations):
             fields.setdefault("priority", job_type.default_priority)
             fields.setdefault("status", self._status_id("Created"))
             fields.setdefault("owned_by", user)
-            job = Job(id=int(id), job_type_id=job_type.id, created_by=user,
+            job = Job(id=int(id), job_type_id=int(job_type_id), created_by=user,
                       created_date=_utcnow(), stage=STAGE_CREATED, **fields)
             change = self.write_record(tx, job)
             job = attrs.evolve(job, guid=change.guid)
@@ -611,7 +611,7 @@ class JobTracking(JobStore[Tx], JobOperations):
              message: str) -> None:
         """Esri writes history for job events; skipped if the type is not configured."""
         activity_type = self._find_config(ActivityType, activity_name)
-        if activity_type is None:
+        if activity_type is None or activity_type.id is None:  # stored types always have one
             return
         entry = Activity(job_id=job.id, type=activity_type.id, user=user, date=_utcnow(),
                          message=message or activity_type.message)

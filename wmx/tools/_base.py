@@ -70,13 +70,17 @@ class Parameter:
     required: bool = True
 
 
+def _parameter_tuple(parameters: Iterable[Parameter]) -> tuple[Parameter, ...]:
+    return tuple(parameters)
+
+
 @attrs.frozen
 class ToolSpec:
     """A tool's identity and parameters; ``name`` is what ``Failed to execute (...)`` shows."""
 
     name: str
     label: str
-    parameters: tuple[Parameter, ...] = attrs.field(converter=tuple)
+    parameters: tuple[Parameter, ...] = attrs.field(converter=_parameter_tuple)
 
     @property
     def inputs(self) -> tuple[Parameter, ...]:
@@ -123,7 +127,7 @@ class ValidationFailure(Exception):
     becomes ``ERROR 000NNN: <label>: <text>`` (no label: ``ERROR 000NNN: <text>``)."""
 
     def __init__(self, issues: Iterable[tuple[Optional[int], str, str]]) -> None:
-        self.issues = [tuple(issue) for issue in issues]
+        self.issues = [(code, label, text) for code, label, text in issues]
         if not self.issues:
             raise ValueError("ValidationFailure needs at least one issue")
         super().__init__("; ".join(_issue_text(label, text) for _code, label, text in self.issues))
@@ -152,6 +156,8 @@ def run_tool(spec: ToolSpec, args: tuple, kwargs: dict, body: Body) -> Result:
     clock = time.perf_counter()
     log.add_message(f"Start Time: {_timestamp(datetime.now())}", message_type=TYPE_START)
     missing = [p for p in spec.inputs if p.required and values[p.name] is None]
+    failure: Optional[str]
+    outputs: dict[str, str]
     if missing:
         issues = [(VALUE_REQUIRED, p.label, VALUE_REQUIRED_TEXT) for p in missing]
         failure, outputs = _write_validation(log, spec, issues), {}
