@@ -30,7 +30,8 @@ MODES = ("huge", "endless", "gzip-bomb", "non-advancing", "out-of-range", "wrong
          "slow-drip", "silent", "tls-expected")
 """``silent`` accepts every connection and never answers (from the first contact on);
 ``tls-expected`` is the real child named with ``https://`` (it speaks plain HTTP); the others
-corrupt the change feed's answers."""
+corrupt the answers of one route (the change feed by default; ``out-of-range`` also makes an
+apply report's counts impossible)."""
 
 HUGE_BYTES = 400 * 1024 * 1024
 BOMB_BYTES = 1024 * 1024 * 1024
@@ -210,8 +211,8 @@ class HostilePeer:
         if mode in ("non-advancing", "out-of-range", "wrong-types"):
             since = int(query.get("since", 0))
             changed = {"non-advancing": {"lastSeq": since, "more": True},
-                       "out-of-range": {"lastSeq": 10 ** 30},
-                       "wrong-types": {"lastSeq": str(real["lastSeq"]), "more": "false"}}[mode]
+                       "out-of-range": {"lastSeq": 10 ** 30, "inserted": -5},
+                       "wrong-types": {"lastSeq": str(real.get("lastSeq")), "more": "false"}}[mode]
             self._send(handler, 200, json.dumps({**real, **changed}).encode())
             return
         prefix = json.dumps(real)[:-1].encode() + b', "padding": "'

@@ -143,3 +143,17 @@ def test_a_hostile_server_that_passes_for_an_esri_server_is_read_within_the_same
             open_repository(peer.url, user=ADMIN)
         assert time.monotonic() - started < TIMEOUT_SECONDS + 1.5
     assert not (tmp_path / "state").exists() or not any((tmp_path / "state").rglob("*.wmxdb"))
+
+
+def test_a_child_answering_an_impossible_apply_report_fails_alone(cluster) -> None:
+    parent, suspect_url, healthy_url = cluster
+    parent_job = "written at the parent (impossible report)"
+    with EmbeddedRepository(parent) as store:
+        store.create_job(1, user=ADMIN, name=parent_job)
+    with HostilePeer(suspect_url, "out-of-range", route="replication/x-apply") as peer:
+        run = _sync(parent, f"Suspect true {peer.url};Healthy true {healthy_url}")
+    assert run["status"] not in ("0", "raised"), run["messages"]
+    assert "Suspect" in run["messages"] and "ApplyReport" in run["messages"], run["messages"]
+    assert parent_job in _names(Client(healthy_url))
+    with EmbeddedRepository(parent) as store:  # the suspect's checkpoints stay storable
+        assert all(0 <= node.pull_seq < 2 ** 63 for node in store.nodes())
