@@ -10,6 +10,7 @@ parent. Runs on 127.0.0.1 port 0 in threads of the test process; never used by t
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import os
@@ -32,6 +33,8 @@ MODES = ("huge", "endless", "gzip-bomb", "non-advancing", "out-of-range", "wrong
 ``tls-expected`` is the real child named with ``https://`` (it speaks plain HTTP); the others
 corrupt the answers of one route (the change feed by default; ``out-of-range`` also makes an
 apply report's counts impossible)."""
+TAMPERED = "tampered"
+"""A further mode, for ``replication/x-content``: every part's first byte is flipped."""
 
 HUGE_BYTES = 400 * 1024 * 1024
 BOMB_BYTES = 1024 * 1024 * 1024
@@ -121,7 +124,7 @@ class HostilePeer:
 
     def __init__(self, upstream_url: str, mode: str,
                  route: str = "replication/x-changes", *, as_esri: bool = False) -> None:
-        if mode not in MODES:
+        if mode not in (*MODES, TAMPERED):
             raise ValueError(f"unknown mode {mode!r}")
         self.upstream = upstream_url.rstrip("/")
         self.mode = mode
@@ -208,6 +211,12 @@ class HostilePeer:
     def _hostile(self, handler: BaseHTTPRequestHandler, real: dict[str, Any],
                  query: dict[str, str]) -> None:
         mode = self.mode
+        if mode == TAMPERED:
+            data = bytearray(base64.b64decode(real["data"]))
+            data[0] ^= 0xFF
+            self._send(handler, 200, json.dumps(
+                {**real, "data": base64.b64encode(data).decode()}).encode())
+            return
         if mode in ("non-advancing", "out-of-range", "wrong-types"):
             since = int(query.get("since", 0))
             changed = {"non-advancing": {"lastSeq": since, "more": True},

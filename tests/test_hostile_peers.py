@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.hostile_peer import MODES, HostilePeer, run_tool
+from tests.hostile_peer import MODES, TAMPERED, HostilePeer, run_tool
 from tests.http_helpers import ADMIN, Client, make_repository
 from wmx import arcpy
 from wmx.repository import open_repository, transport
 from wmx.repository.base import RepositoryError, RepositoryTimeout
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.repository.rest import RestRepository
+from wmx.repository.wire import INLINE_CONTENT_BYTES
 from wmx.server.run import ServerThread
 
 pytestmark = pytest.mark.http
@@ -157,3 +158,18 @@ def test_a_child_answering_an_impossible_apply_report_fails_alone(cluster) -> No
     assert parent_job in _names(Client(healthy_url))
     with EmbeddedRepository(parent) as store:  # the suspect's checkpoints stay storable
         assert all(0 <= node.pull_seq < 2 ** 63 for node in store.nodes())
+
+
+def test_a_child_whose_content_parts_do_not_match_their_checksum_fails_alone(cluster) -> None:
+    parent, suspect_url, healthy_url = cluster
+    suspect = Client(suspect_url)
+    job = suspect.post("jobs/create", user=ADMIN, jobTypeId=1, name="carries a big file")
+    job_id = job["jobIds"][0]
+    content = bytes(range(256)) * (INLINE_CONTENT_BYTES // 256 + 1)
+    suspect.request("POST", f"jobs/{job_id}/attachments/add", user=ADMIN, storageType=2,
+                    files={"file": ("tampered.bin", content)})
+    with HostilePeer(suspect_url, TAMPERED, route="replication/x-content") as peer:
+        run = _sync(parent, f"Suspect true {peer.url};Healthy true {healthy_url}")
+    assert run["status"] not in ("0", "raised"), run["messages"]
+    assert "checksum" in run["messages"], run["messages"]
+    assert "carries a big file" not in _parent_names(parent)
