@@ -78,11 +78,11 @@ BASE_MILLIS = 1_577_836_800_000  # 2020-01-01T00:00:00Z: generated dates are rep
 RAW_COLUMNS = (*ROW_FIELDS, "seq")
 
 TARGETS = {
-    "replicate_embedded": ("ratio to raw copy", ">=", 0.50),
-    "replicate_http": ("ratio to raw copy", ">=", 0.25),
+    "replicate_embedded": ("ratio to raw copy", ">=", 0.90),
+    "replicate_http": ("ratio to raw copy", ">=", 0.60),
     "sync_scaling": ("large / small sync time", "<=", 1.5),
     "noop_sync_http": ("seconds", "<=", 0.5),
-    "replicate_peak_rss": ("MB", "<", 300.0),
+    "replicate_peak_rss": ("MB", "<", 100.0),
     "esri_first_sync": ("seconds", "<", 60.0),
     "esri_noop_sync": ("seconds", "<", 60.0),
 }
