@@ -25,7 +25,7 @@ def _toolbox(alias: str) -> types.ModuleType:
     module = types.ModuleType(alias, f"{TOOLBOX_LABEL} (alias {ALIAS})")
     for name, tool in TOOLS.items():
         setattr(module, name, tool)
-    setattr(module, "__all__", list(TOOLS))  # a module built at run time: no declared names
+    vars(module)["__all__"] = list(TOOLS)  # a module built at run time: no declared names
     vars(module)["__getattr__"] = functools.partial(_not_a_tool, alias)  # PEP 562
     return module
 
