@@ -270,3 +270,23 @@ def test_an_esri_child_whose_state_folder_was_deleted_is_replicated_again_withou
         assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
         assert counts() == before
         assert_documented_only(esri)
+
+
+def test_a_job_id_taken_on_an_esri_child_by_another_job_is_reported_never_overwritten(
+        tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        rows = f"Esri true {esri.url}"
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        with EmbeddedRepository(parent) as repository:
+            mine = repository.create_job(1, user=ADMIN, name="made at the parent")
+        # An Esri user takes that id on the server before the sync (a server that ignores
+        # JOB_ID_START_VALUE, or a job made with an explicit id).
+        esri.seed_job(id=mine.id, name="made on Esri", jobTypeId=2)
+        result = wmx.SynchronizeJobData(str(parent), "Parent", rows)
+        assert esri.job(mine.id)["name"] == "made on Esri", "never overwritten"
+        messages = result.getMessages()
+        assert f"job {mine.id}" in messages and "collision" in messages
+        with EmbeddedRepository(parent) as repository:
+            assert repository.get_job(mine.id).name == "made at the parent"
+        assert_documented_only(esri)

@@ -84,6 +84,9 @@ from wmx.repository.wire import JOB_CREATE_PARAMS, JOB_PARAMS
 
 log = logging.getLogger("wmx.esri")
 
+JOB_KEY = "job"
+"""The id-map key of a job the server holds as this element (jobs keep their ids; the map
+says the server's job of that id is this one, not another job that took the id)."""
 _KIND_ORDER = ("notes", "hold", "activity", "attachment", "extended_property", "dependency")
 _SUB_KINDS_WITH_IDS = ("hold", "attachment", "dependency", "extended_property")
 _CANNOT_WRITE = "Esri documents no REST operation that writes {what}"
@@ -285,10 +288,24 @@ class EsriRepository:
                     else None) or by_name.get((record.KIND, str(record.unique_name))) or \
                 builtin_guid(record)
             seen.append(Seen(guid, attrs.evolve(record, guid=guid)))
+        pending = self.book.pending()
         for job_id, bundle in sorted(self._server.items()):
             if bundle is None:
                 continue
-            job_guid = by_id.get(("job", job_id)) or job_guid_for(job_id)
+            bound = ids.get(("job", job_id, JOB_KEY))
+            if bound is not None and by_id.get(("job", job_id), bound) != bound:
+                # The element this server job stood for has another id now (renumbered in
+                # the cluster after an id collision): the server cannot renumber, so this
+                # job is left out rather than read as a second copy.
+                log.warning("job %s on %s stands for an element the cluster renumbered; it "
+                            "is no longer synchronized", job_id, self.location)
+                continue
+            job_guid = bound or by_id.get(("job", job_id))
+            if job_guid in pending and bound is None:
+                continue  # another job holds the id there: a collision, reported by the push
+            job_guid = job_guid or job_guid_for(job_id)
+            if ids.get(("job", job_id, JOB_KEY)) != job_guid:
+                bindings.append(("job", job_id, JOB_KEY, job_guid))
             seen.append(Seen(job_guid, bundle.job))
             seen.extend(self._identify_job(bundle, job_guid, stored, ids, taken, bindings,
                                            claimed))
@@ -488,8 +505,9 @@ class EsriRepository:
         guid, _kind, _job_guid, body, _content, _origin, deleted = row
         current = self._bundle(job_id)
         if deleted:
-            if current is not None:
+            if current is not None and self._holds_job(job_id, guid, current, None):
                 self._write(job_id, f"jobs/{job_id}/delete")
+            self.book.unbind(guid)
             return True
         want = Job.from_esri(codec.loads(body), guid)
         type_id = self._config_id("job_type", want.job_type_id)
@@ -506,6 +524,9 @@ class EsriRepository:
                                " Manager user of the server")
         wanted = _job_params(want)
         wanted["status"] = self._config_id("status", want.status)
+        if current is not None and not self._holds_job(job_id, guid, current, want):
+            raise _Refused(f"job {job_id} on the server is another job ({current.job.name!r}):"
+                           " an id collision, reported and never overwritten")
         if current is None:
             form = {key: value for key, value in wanted.items() if key in JOB_CREATE_PARAMS
                     and key != "parentJobId" and value not in (None, "", 0)}
@@ -514,6 +535,7 @@ class EsriRepository:
             created = answer.get("jobIds") or []
             if created != [job_id]:
                 raise _Refused(f"the server created job(s) {created} instead")
+            self.book.bind([("job", job_id, JOB_KEY, guid)])
             current = self._bundle(job_id)
             if current is None:
                 raise RepositoryError(f"{self.location} did not keep job {job_id}")
@@ -528,6 +550,19 @@ class EsriRepository:
             else:
                 self._write(job_id, "jobs/reopen", jobs=job_id)
         return False
+
+    def _holds_job(self, job_id: int, guid: str, current: JobBundle,
+                   want: Optional[Job]) -> bool:
+        """Whether the server's job ``job_id`` is this element: mapped to it, or (a create
+        whose reply was lost) unmapped and made as it was (name and job type)."""
+        bound = self.book.id_map().get(("job", job_id, JOB_KEY))
+        if bound is not None:
+            return bound == guid
+        if want is None or (current.job.name, current.job.job_type_id) != (
+                want.name, self._config_id("job_type", want.job_type_id)):
+            return False
+        self.book.bind([("job", job_id, JOB_KEY, guid)])
+        return True
 
     def _bound(self, kind: str, job_id: int) -> dict[str, str]:
         """Esri key -> GUID of this job's elements of ``kind`` that are already mapped."""
@@ -764,6 +799,8 @@ class EsriRepository:
             self.book.restart(tx)
         self._give_id_block(id_block_start)
         keep = set(self.mirror.job_ids())
+        self.book.bind(("job", job_id, JOB_KEY, self.mirror.get_job(job_id).guid)
+                       for job_id in keep)  # a replicate replaces what holds these ids
         for job_id in sorted(set(read_job_ids(self.client)) - keep):
             self._write(job_id, f"jobs/{job_id}/delete")
         self._flush()
