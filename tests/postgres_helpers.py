@@ -101,8 +101,11 @@ def _ensure_system_user() -> None:
                         SYSTEM_USER], check=True, capture_output=True)
 
 
-def _run(command: list[str]) -> str:
-    done = subprocess.run(_as_owner(command), capture_output=True, text=True, timeout=120)
+def _run(command: list[str], folder: Path) -> str:
+    """Run a PostgreSQL program as the cluster's owner, from the cluster's folder (the owner
+    may not enter the current one: a checkout under /root)."""
+    done = subprocess.run(_as_owner(command), capture_output=True, text=True, timeout=120,
+                          cwd=folder)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip()}")
     return done.stdout
@@ -127,14 +130,14 @@ def own_cluster() -> Iterator[PostgresServer]:
             shutil.chown(password_file, SYSTEM_USER)
         _run([initdb, "-D", str(data), "-U", SUPERUSER, "--pwfile", str(password_file),
               "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
-              "--no-instructions"])
+              "--no-instructions"], folder)
         password_file.unlink()
         port = _free_port()
         options = (f"-c listen_addresses=127.0.0.1 -c port={port} -k {data}"
                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
                    " -c max_connections=200")
         _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"),
-              "-w", "-t", "60", "start"])
+              "-w", "-t", "60", "start"], folder)
         try:
             pgpass = folder / "pgpass"
             pgpass.write_text(f"127.0.0.1:{port}:*:{SUPERUSER}:{password}\n", encoding="utf-8")
@@ -147,7 +150,7 @@ def own_cluster() -> Iterator[PostgresServer]:
         finally:
             os.environ.pop("PGPASSFILE", None)
             subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-m", "immediate", "-w",
-                                      "stop"]), capture_output=True, timeout=60)
+                                      "stop"]), capture_output=True, timeout=60, cwd=folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
