@@ -142,8 +142,10 @@ def test_wmx_serve_replicates_synchronizes_and_edits_through_the_served_interfac
             closed = Client(child_server.url).post(
                 "jobs/close", user=ADMIN, jobs=",".join(map(str, created)))
             synced = arcpy.SynchronizeJobData(parent_server.url, "Redlands", table)
+            shown = Client(parent_server.url).get(f"jobs/{created[0]}")
 
             assert closed == {"success": True}
             assert synced.getOutput(0) == "0"
+            assert (shown["id"], shown["childJobIds"]) == (created[0], [])
             assert [parent_store.get_job(job).stage for job in created] == [5, 5]
             assert parent.refused == child.refused == []
