@@ -179,11 +179,6 @@ class EsriRepository:
         self.client.close()
         self.mirror.close()
 
-    @property
-    def warnings(self) -> list[str]:
-        """Every element this run could not write to the server, one line each."""
-        return list(self._warned.values())
-
     def __getattr__(self, name: str) -> Any:
         """The Esri-level job operations (``wmx jobs …``) over the mirror; see
         :data:`_MIRROR_READS` and :data:`_MIRROR_WRITES`."""

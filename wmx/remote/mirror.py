@@ -138,10 +138,6 @@ class Seen:
     content: Optional[bytes] = None
     """Embedded attachment bytes downloaded this run; ``None``: those the mirror holds."""
 
-    @property
-    def kind(self) -> str:
-        return self.record.KIND
-
 
 def normal(value: Any) -> Any:
     """Esri writes "" where wmx writes None, and lists every field of a record: compare
