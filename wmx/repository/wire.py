@@ -25,7 +25,7 @@ from wmx.model.clock import is_valid_stamp
 from wmx.model.records import _camel as camel_case
 from wmx.model.records import from_millis as _from_millis
 from wmx.model.records import to_millis
-from wmx.model.validation import InvalidElement, check_row
+from wmx.model.validation import INT64_MAX, INT64_MIN, InvalidElement, check_row
 from wmx.repository.base import ApplyReport, ConflictRecord, NodeInfo, NodeRecord
 
 T = TypeVar("T")
@@ -56,7 +56,6 @@ JOB_CREATE_PARAMS = frozenset(JOB_PARAMS) - {"status", "versionName", "percent"}
 """The subset ``jobs/create`` documents (the rest can only be set by an update)."""
 
 
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 """The integers the wire carries and a repository stores (SQLite's INTEGER): ids, stamps and
 log positions beyond them are malformed, not merely large."""
 
