@@ -73,6 +73,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Path, int, dict[str, str], Path]]:
         yield parent, job_id, urls, tmp_path
 
 
+@pytest.mark.slow
 def test_a_50_mb_attachment_added_through_esri_attachments_add_reaches_every_http_child(
         cluster) -> None:
     parent, job_id, urls, folder = cluster
