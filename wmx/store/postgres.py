@@ -650,7 +650,6 @@ class PostgresRepository(JobTracking):
             tx.execute("ALTER TABLE elements ADD PRIMARY KEY (guid)")
             for statement in _ELEMENT_INDEXES:
                 tx.execute(statement)
-            tx.execute("ANALYZE elements")
             updates = {"parent_node_id": parent_node_id, "id_block_start": str(id_block_start),
                        "incarnation": str(uuid.uuid4())}
             if new_node_id:
