@@ -77,15 +77,29 @@ def track(items: Iterable[T], description: str, *, total: Optional[int] = None,
         _safely(task.end)
 
 
-def track_log(pages: Iterable[T], description: str, *, start: int, end: int,
-              position: Callable[[T], int] = lambda page: page.last_seq,  # type: ignore
-              unit: str = "changes") -> Iterator[T]:
+class LogPage(Protocol):
+    """A page of a change log: how far the log was read to produce it."""
+
+    @property
+    def last_seq(self) -> int: ...
+
+
+P = TypeVar("P", bound=LogPage)
+
+
+def _last_seq(page: LogPage) -> int:
+    return page.last_seq
+
+
+def track_log(pages: Iterable[P], description: str, *, start: int, end: int,
+              position: Callable[[P], int] = _last_seq,
+              unit: str = "changes") -> Iterator[P]:
     """Like :func:`track` for a change log read from ``start`` to ``end``: each page reports
     how far it read (``position(page)``, by default its ``last_seq``), so filtered-out
     entries count too and the bar ends at the head."""
     reached = start
 
-    def moved(page: T) -> int:
+    def moved(page: P) -> int:
         nonlocal reached
         step, reached = max(0, position(page) - reached), max(reached, position(page))
         return step

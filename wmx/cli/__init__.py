@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from wmx.cli import jobs, status, tools
 from wmx.cli.output import (
@@ -39,7 +39,7 @@ _PASS_THROUGH = "bench"
 class _Parser(argparse.ArgumentParser):
     """Usage errors raise, so that --json can report them as JSON too."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise CommandError(None, f"{self.prog}: {message}", exit_code=EXIT_USAGE,
                            usage=self.format_usage())
 
@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 class _StderrHandler(logging.StreamHandler):
     """Logs to whatever sys.stderr is now (progress bars redirect it to print above them)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

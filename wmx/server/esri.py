@@ -34,6 +34,7 @@ from wmx.model.records import (
     JobStatus,
     JobType,
     Priority,
+    Record,
     User,
     to_millis,
 )
@@ -54,6 +55,7 @@ from wmx.server.routing import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Record)
 
 CURRENT_VERSION = 10.91
 """The ArcGIS Server release a WMServer client may expect (the last with Classic WM)."""
@@ -85,9 +87,9 @@ def _jobs(call: Call, ids: list[int]) -> list[Job]:
     return [_job(call, job_id) for job_id in ids]
 
 
-def _child(records: list[T], child_id: int, what: str) -> T:
+def _child(records: list[R], child_id: int, what: str) -> R:
     for record in records:
-        if record.int_id == child_id:  # type: ignore[attr-defined]
+        if record.int_id == child_id:
             return record
     raise ServiceError(NOT_FOUND, f"{what} {child_id} does not exist")
 

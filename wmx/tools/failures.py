@@ -191,7 +191,7 @@ def guard(repository: Repository, node: Node, *, fail_fast: bool = False) -> Rep
     """``repository`` with every failure of its calls attributed to ``node``; ``fail_fast``:
     after its first failure every call but ``close`` fails the same way at once (a parent
     that failed fails the run: waiting for it again for each further child is pointless)."""
-    return _Guarded(repository, node, fail_fast)  # type: ignore[return-value]
+    return _Guarded(repository, node, fail_fast)
 
 
 def guarded_opener(open_location: Opener, names: dict[str, str]) -> Opener:
