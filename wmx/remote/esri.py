@@ -46,6 +46,10 @@ from wmx.model.records import (
     STORAGE_LINKED_FILE,
     Activity,
     Attachment,
+    ConfigProperty,
+    Dependency,
+    ExtendedPropertyRecord,
+    Hold,
     Job,
     Notes,
     Record,
@@ -316,13 +320,16 @@ class EsriRepository:
         guid = notes_guid(job_guid)
         if bundle.notes or guid in stored:
             seen.append(Seen(guid, Notes(job_id=job_id, notes=bundle.notes), job_guid))
-        subs: list[tuple[str, Record]] = [(str(r.id), r) for r in (
-            *bundle.holds, *bundle.attachments, *bundle.dependencies, *bundle.extended)]
+        numbered: list[Any] = [*bundle.holds, *bundle.attachments, *bundle.dependencies,
+                               *bundle.extended]
+        subs: list[tuple[str, Any]] = [(str(r.id), r) for r in numbered]
         subs += list(zip(activity_keys(bundle.activity), bundle.activity))
         for key, record in subs:
             kind = record.KIND
-            guid = ids.get((kind, job_id, key))
-            if guid is None or guid in claimed:
+            bound = ids.get((kind, job_id, key))
+            if bound is not None and bound not in claimed:
+                guid = bound
+            else:
                 # Never two server elements for one GUID (a binding left over from a job
                 # that changed its id): the second one is an element of its own.
                 guid = element_guid_for(kind, scope, key)
@@ -402,8 +409,8 @@ class EsriRepository:
                   for r in self._configuration()}
         current = server.get((kind, record.int_id if record.int_id is not None
                               else record.unique_name))
-        if kind == "config_property" and not deleted:
-            if current is None or current.value != record.value:
+        if isinstance(record, ConfigProperty) and not deleted:
+            if not isinstance(current, ConfigProperty) or current.value != record.value:
                 try:
                     answer = self.client.post("updateConfigProperties",
                                               properties=codec.dumps({record.key: record.value}))
@@ -589,7 +596,7 @@ class EsriRepository:
         guid, deleted = row[0], row[6]
         bundle = self._bundle(job_id)
         holds = bundle.holds if bundle else []
-        want = RECORD_TYPES["hold"].from_esri(codec.loads(row[3]))
+        want = Hold.from_esri(codec.loads(row[3]))
         found = self._matching("hold", job_id, guid, ((str(h.id), h) for h in holds),
                                lambda h: h.type == want.type and
                                normal(h.hold_comments) == normal(want.hold_comments))
@@ -623,7 +630,7 @@ class EsriRepository:
 
     def _push_activity(self, job_id: int, row: tuple) -> None:
         guid, deleted = row[0], row[6]
-        want = RECORD_TYPES["activity"].from_esri(codec.loads(row[3]))
+        want = Activity.from_esri(codec.loads(row[3]))
 
         def listed() -> list[tuple[str, Activity]]:
             bundle = self._bundle(job_id)
@@ -655,7 +662,7 @@ class EsriRepository:
     def _push_attachment(self, job_id: int, row: tuple) -> None:
         guid, content, deleted = row[0], row[4], row[6]
         bundle = self._bundle(job_id)
-        want = RECORD_TYPES["attachment"].from_esri(codec.loads(row[3]))
+        want = Attachment.from_esri(codec.loads(row[3]))
 
         def same(item: Attachment) -> bool:
             return (item.storage_type, normal(item.filename), normal(item.folder)) == (
@@ -685,7 +692,7 @@ class EsriRepository:
     def _push_dependency(self, job_id: int, row: tuple) -> None:
         guid, deleted = row[0], row[6]
         bundle = self._bundle(job_id)
-        want = RECORD_TYPES["dependency"].from_esri(codec.loads(row[3]))
+        want = Dependency.from_esri(codec.loads(row[3]))
         fields = ("dep_job_id", "held_on_type", "held_on_value", "dep_on_type", "dep_on_value")
 
         def same(item: Any) -> bool:
@@ -709,7 +716,7 @@ class EsriRepository:
     def _push_extended_property(self, job_id: int, row: tuple) -> None:
         guid, deleted = row[0], row[6]
         bundle = self._bundle(job_id)
-        want = RECORD_TYPES["extended_property"].from_esri(codec.loads(row[3]))
+        want = ExtendedPropertyRecord.from_esri(codec.loads(row[3]))
         values = normal(want.values)
 
         def same(item: Any) -> bool:
@@ -756,13 +763,16 @@ class EsriRepository:
               refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
         """The mirror decides what wins; what it took is then written to the server."""
         self._pull()
-        options = {"parent_node": parent_node, "source_node": source_node,
-                   "detect_since": detect_since, "policy": policy, "overlay": overlay,
-                   "refuse_if_changed_since": refuse_if_changed_since}
+        def decide(dry: bool) -> ApplyReport:
+            return self.mirror.apply(
+                changes, parent_node=parent_node, source_node=source_node,
+                detect_since=detect_since, policy=policy, dry_run=dry, overlay=overlay,
+                refuse_if_changed_since=refuse_if_changed_since)
+
         if dry_run:
-            return self.mirror.apply(changes, dry_run=True, **options)
+            return decide(True)
         with self.mirror.transaction() as tx:
-            report = self.mirror.apply(changes, **options)
+            report = decide(False)
             if not report.refused:
                 self.book.mark_pending_since(tx, report.seq_before)
         if not report.refused:

@@ -158,7 +158,7 @@ class EsriClient:
                 "Content-Type", "").startswith(("application/json", "text/plain")):
             return bytes(response.content)
         try:
-            payload = codec.loads(response.content) if response.content else None
+            payload = codec.loads(bytes(response.content)) if response.content else None
         except ValueError:
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
@@ -230,7 +230,7 @@ def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
         except (requests.RequestException, AnswerTooLarge, AnswerMalformed) as exc:
             raise RepositoryUnavailable(f"Cannot reach {url}: {type(exc).__name__}") from None
     try:
-        payload = codec.loads(response.content) if response.content else None
+        payload = codec.loads(bytes(response.content)) if response.content else None
     except ValueError:
         payload = None
     if isinstance(payload, dict) and "nodeId" in payload:

@@ -8,6 +8,7 @@ is a documented GET, and a job's embedded attachment bytes are fetched only when
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 import attrs
@@ -79,8 +80,9 @@ def read_configuration(client: EsriClient, root: dict[str, Any]) -> list[Record]
     """Every configuration element the server shows (job type details read in parallel)."""
     records: list[Record] = []
     for record_type, key in _ROOT_LISTS:
-        records.extend(_decode(client, key, lambda rt=record_type, k=key: [
-            rt.from_esri(item) for item in root.get(k) or []]))
+        items = root.get(key) or []
+        records.extend(_decode(client, key, functools.partial(
+            lambda rt, found: [rt.from_esri(item) for item in found], record_type, items)))
     properties = _decode(client, "configProperties",
                          lambda: dict(root.get("configProperties") or {}))
     records.extend(ConfigProperty(key=str(k), value=str(v)) for k, v in properties.items()
@@ -105,9 +107,13 @@ def _group(group: Group, held: dict[str, set[str]]) -> Group:
     """Esri lists privileges per user (what all their groups grant), not per group; a group
     is taken to grant what every one of its members holds (exact when each user is in one
     group; never more than a member has)."""
-    members = [held.get(str(name).replace("|", "\\").lower(), held.get(str(name).lower()))
-               for name in group.users]
-    if not members or any(m is None for m in members):
+    members: list[set[str]] = []
+    for name in group.users:
+        found = held.get(str(name).replace("|", "\\").lower(), held.get(str(name).lower()))
+        if found is None:
+            return group  # a member the user list does not show: nothing to derive from
+        members.append(found)
+    if not members:
         return group
     return attrs.evolve(group, privileges=sorted(set.intersection(*members)))
 
