@@ -43,8 +43,10 @@ def from_millis(value: Any) -> Optional[datetime]:
     return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
 
 
-def _date_field() -> Any:
-    return attrs.field(default=None, converter=from_millis, metadata={"date": True})
+_DATE = {"date": True}
+"""Field metadata of a date: epoch milliseconds on the wire. Each date field is spelled
+``attrs.field(default=None, converter=from_millis, metadata=_DATE)`` in full, so that type
+checkers see the converter (and accept milliseconds as well as datetimes)."""
 
 
 @attrs.define(slots=True)
@@ -105,11 +107,16 @@ class Job(Record):
     assigned_to: Optional[str] = None
     owned_by: Optional[str] = None
     created_by: Optional[str] = None
-    created_date: Optional[datetime] = _date_field()
-    start_date: Optional[datetime] = _date_field()
-    started_date: Optional[datetime] = _date_field()
-    due_date: Optional[datetime] = _date_field()
-    end_date: Optional[datetime] = _date_field()
+    created_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
+    start_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
+    started_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
+    due_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
+    end_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
     percentage_complete: int = 0
     parent_job_id: int = 0
     data_workspace_id: Optional[str] = None
@@ -128,10 +135,12 @@ class Hold(Record):
     job_id: int
     type: int
     held_by: Optional[str] = None
-    hold_date: Optional[datetime] = _date_field()
+    hold_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
     hold_comments: str = ""
     released_by: Optional[str] = None
-    release_date: Optional[datetime] = _date_field()
+    release_date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
     release_comments: str = ""
     guid: str = ""
 
@@ -146,7 +155,8 @@ class Activity(Record):
     job_id: int
     type: int
     user: Optional[str] = None
-    date: Optional[datetime] = _date_field()
+    date: Optional[datetime] = attrs.field(
+        default=None, converter=from_millis, metadata=_DATE)
     message: str = ""
     guid: str = ""
 
