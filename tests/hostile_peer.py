@@ -6,6 +6,8 @@ probe (the service root) and ``replication/x-node`` are answered truthfully and 
 as far as the hostile answer. The corrupted answers are built from the real one, so they carry
 the child's real rows: if the client accepted any part of them, those rows would reach the
 parent. Runs on 127.0.0.1 port 0 in threads of the test process; never used by the product.
+:func:`run_tool` runs a tool in a fresh interpreter and reports its peak memory, so a test can
+tell what the hostile answer cost the run.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ the ``replication/x-…`` extension (``docs/wmserver-extension.md``), so the eng
 against a remote ``wmx serve``, and offers the Esri-level job operations of
 :class:`wmx.repository.jobs.JobTracking` over Esri's documented endpoints. Every failure
 becomes a :class:`wmx.repository.base.RepositoryError` subclass whose message names the service
-and the cause. The token travels in a header only: this module must never put it in a URL, a
-message, a log record or an exception.
+and the cause. Every answer is read through :mod:`wmx.repository.transport` (deadline and byte
+ceiling); content too big for its row travels in parts (``x-parts``, ``x-content``). The token
+travels in a header only: this module must never put it in a URL, a message, a log record or
+an exception.
 """
 
 from __future__ import annotations
