@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -173,3 +175,34 @@ def test_a_child_whose_content_parts_do_not_match_their_checksum_fails_alone(clu
     assert run["status"] not in ("0", "raised"), run["messages"]
     assert "checksum" in run["messages"], run["messages"]
     assert "carries a big file" not in _parent_names(parent)
+
+
+def test_a_tls_handshake_dripped_byte_by_byte_fails_at_the_deadline() -> None:
+    """Each byte arrives well within a socket read's timeout, yet the handshake as a whole
+    must end within the request's deadline, once (a 16 KB record at 0.2 s a byte would take an
+    hour; retried, it would cost the timeout four times)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(b"\x16\x03\x03\x40\x00")  # a handshake record of 16 KB...
+            while not stop.wait(0.2):
+                try:
+                    connection.sendall(b"\x00")  # ...that never completes
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RepositoryTimeout):
+            RestRepository(f"https://127.0.0.1:{listener.getsockname()[1]}/arcgis/rest/"
+                           "services/Drip/WMServer", user=ADMIN, timeout=1.0)
+        assert time.monotonic() - started < 2.0
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
