@@ -32,7 +32,7 @@ def dumps_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes | bytearray) -> Any:
     """Parse JSON; malformed input raises ``ValueError`` whichever library parses it. Without
     orjson, the standard library is held to what orjson accepts: no ``NaN``/``Infinity``, no
     number beyond a double's range, no lone surrogate (SQLite cannot store one), and nesting
