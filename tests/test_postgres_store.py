@@ -207,9 +207,6 @@ def test_a_replicate_from_a_parent_edited_while_it_is_copied_succeeds_and_a_sync
             assert ohio.get_config(JobStatus, 1).caption == "edited during the copy"
 
 
-@pytest.mark.xfail(strict=True, reason="wmx/engine/identity.py names a refused child by the "
-                   "value table's text (_describe); the tools or the engine must show "
-                   "shown_location(url): reported to the lead (issue 10)")
 def test_a_child_refused_as_the_parent_under_another_spelling_is_named_without_its_password(
         repository_location: str, postgres_server: PostgresServer) -> None:
     if postgres_server.password is None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from wmx.engine.outcome import ChildTarget
+from wmx.model.locations import shown_location
 from wmx.model.records import ID_BLOCK_SIZE
 from wmx.repository.base import NodeInfo, NodeRecord, Repository, RepositoryError
 
@@ -74,7 +75,7 @@ class Cluster:
         recovering = must_recover(node, child)
         if recovering:
             node.pull_seq, node.push_seq = 0, 0
-        node.name, node.url = target.name, target.url
+        node.name, node.url = target.name, shown_location(target.url)
         return node, recovering
 
     def save(self, node: NodeRecord, *, last_sync: Optional[datetime] = None) -> None:

@@ -20,6 +20,7 @@ import attrs
 
 from wmx.engine.cluster import Opener
 from wmx.engine.outcome import ChildTarget
+from wmx.model.locations import shown_location
 from wmx.repository.base import NodeInfo, Repository, RepositoryError
 
 
@@ -97,7 +98,7 @@ def _reach(contact: Contact, open_child: Opener) -> None:
 
 
 def _describe(target: ChildTarget) -> str:
-    return f"{target.name} ({target.url})"
+    return f"{target.name} ({shown_location(target.url)})"
 
 
 def _tell_apart(parent: Repository, parent_info: NodeInfo, contacts: Contacts, *,

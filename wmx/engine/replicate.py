@@ -27,6 +27,7 @@ from wmx.engine.identity import Contact, contact_children
 from wmx.engine.outcome import FAILED, ChildOutcome, ChildTarget, RunOutcome
 from wmx.engine.synchronize import consolidate, open_session
 from wmx.model.changes import ROW_FIELDS, ConflictPolicy
+from wmx.model.locations import shown_location
 from wmx.model.records import JOB_KINDS
 from wmx.repository.base import (
     NodeRecord,
@@ -138,7 +139,8 @@ def _replicate_child(cluster: Cluster, contact: Contact, child: ChildOutcome, pa
         raise
     if current.name.lower() != target.name.lower():
         log.info("child %s is named %s in its repository", target.name, current.name)
-    cluster.save(NodeRecord(node_id=info.node_id, name=target.name, url=target.url,
+    cluster.save(NodeRecord(node_id=info.node_id, name=target.name,
+                            url=shown_location(target.url),
                             id_block_start=block, incarnation=info.incarnation,
                             pull_seq=info.seq, push_seq=resume_from), last_sync=started)
     child.loaded_rows = loaded
@@ -239,7 +241,8 @@ def _export_for_disconnected_child(cluster: Cluster, target: ChildTarget, child:
     known = cluster.nodes.get(placeholder)
     block = known.id_block_start if known else cluster.allocate_block()
     path, count = export_repository(cluster.parent, target.url, id_block_start=block)
-    cluster.save(NodeRecord(node_id=placeholder, name=target.name, url=target.url,
+    cluster.save(NodeRecord(node_id=placeholder, name=target.name,
+                            url=shown_location(target.url),
                             is_connected=False, id_block_start=block), last_sync=started)
     child.export_file, child.loaded_rows, child.last_sync_time = str(path), count, started
 

@@ -56,6 +56,16 @@ class _Session:
     node: NodeRecord
     recovery: Optional[_Recovery] = None
     """Set when the child or the parent was restored since their last exchange."""
+    checkpoints: tuple[int, int] = (0, 0)
+    """The pair's checkpoints when the session began (pull, push)."""
+
+    @property
+    def exchanged(self) -> bool:
+        """Whether this session moved anything: a copy of the child taken before it would
+        now differ from the child (see ``must_recover``)."""
+        return (self.recovery is not None or self.outcome.pulled.writes > 0
+                or self.outcome.pushed.writes > 0
+                or (self.node.pull_seq, self.node.push_seq) != self.checkpoints)
 
 
 @attrs.frozen
@@ -132,7 +142,8 @@ def open_session(cluster: Cluster, repository: Repository, info: NodeInfo,
     before = cluster.nodes.get(info.node_id)
     previous = _Recovery(before.push_seq, before.last_sync) if before is not None else None
     node, recovering = cluster.registered(info, child.target)
-    session = _Session(child, repository, info, node, previous if recovering else None)
+    session = _Session(child, repository, info, node, previous if recovering else None,
+                       (node.pull_seq, node.push_seq))
     if recovering:
         child.notice = (
             f"{child.target.name} or {cluster.info.name} was restored from a backup (or "
@@ -231,8 +242,11 @@ def _push(cluster: Cluster, session: _Session, run: _Run) -> None:
                          until_seq=session.repository.info().seq)
         if not run.dry_run:
             # The child first: if recording it at the parent then fails, the two disagree
-            # and the next run exchanges everything again, which is safe.
-            node.incarnation = session.repository.renew_incarnation()
+            # and the next run exchanges everything again, which is safe. A session that
+            # moved nothing leaves the incarnation as it is: a copy taken before it is no
+            # older than the child.
+            if session.exchanged:
+                node.incarnation = session.repository.renew_incarnation()
             cluster.save(node, last_sync=run.started)
         child.last_sync_time = target.last_sync_time if run.dry_run else run.started
         log.info("pushed %d change(s) to %s", child.pushed.writes, target.name)

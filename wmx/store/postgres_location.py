@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import attrs
 
+from wmx.model.locations import shown_location
 from wmx.repository.base import InvalidRequest, RepositoryNotFound
 
 DEFAULT_SCHEMA = "wmx"
@@ -66,12 +67,5 @@ class PostgresLocation:
         return text
 
 
-def shown_location(location: str) -> str:
-    """``location`` as a message may show it: a PostgreSQL one without its password (one that
-    cannot be parsed is not shown at all), any other as it is."""
-    if not is_postgres_location(location):
-        return location
-    try:
-        return PostgresLocation.parse(location).public
-    except (InvalidRequest, RepositoryNotFound, ValueError):
-        return "(a PostgreSQL location that cannot be read)"
+__all__ = ["DEFAULT_SCHEMA", "SCHEMES", "PostgresLocation", "is_postgres_location",
+           "shown_location"]

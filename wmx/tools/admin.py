@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from wmx.engine.identity import one_store
+from wmx.model.locations import shown_location
 from wmx.repository import Repository, RepositoryError
 from wmx.repository.base import NodeInfo, NodeRecord
 from wmx.result import Result
@@ -34,13 +35,15 @@ def _clear(ctx: ToolContext, params: dict[str, Any]) -> dict[str, str]:
         repository.clear_replication_info()
     finally:
         repository.close()
-    ctx.add_message(f"Cleared the replication information of {info.name} ({location})")
+    ctx.add_message(f"Cleared the replication information of {info.name} "
+                    f"({shown_location(location)})")
     failures = 0
     for node in nodes:
         if node.node_id == info.node_id or node.is_parent or not node.is_connected:
             continue
         if original is not None:
-            ctx.add_warning(f"{node.name} ({node.url}) was not cleared: {location} is a copy of "
+            ctx.add_warning(f"{node.name} ({node.url}) was not cleared: "
+                            f"{shown_location(location)} is a copy of "
                             f"{info.name}, whose original at {original} still holds the "
                             "cluster; clear that one to forget the cluster")
             continue

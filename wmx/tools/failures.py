@@ -27,6 +27,7 @@ from wmx.errors import (
     REPOSITORY_LOCKED,
     TIMED_OUT,
 )
+from wmx.model.locations import shown_location
 from wmx.repository.base import (
     InvalidRequest,
     NotAuthorized,
@@ -68,7 +69,8 @@ class Failure:
 
     def sentence(self, what: str) -> str:
         """``<node> <what>: <reason>. <advice>.`` — the one wording of every failure line."""
-        who = f"{self.node.name} ({self.node.location})" if self.node.name else "The repository"
+        who = f"{self.node.name} ({shown_location(self.node.location)})" if self.node.name \
+            else "The repository"
         if self.node.role == PARENT:
             who = f"The parent {who}"
         return f"{who} {what}: {self.reason.rstrip('. ')}. {self.advice}."

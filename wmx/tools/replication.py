@@ -22,6 +22,7 @@ from wmx.errors import (
 )
 from wmx.model.changes import ConflictPolicy
 from wmx.model.clock import stamp_datetime
+from wmx.model.locations import shown_location
 from wmx.repository.base import ConflictRecord
 from wmx.result import Result
 from wmx.tools._base import (
@@ -121,8 +122,8 @@ def _conclude(ctx: ToolContext, outcome: RunOutcome, failures: list[Failure], do
     processed = [c for c in outcome.children if c.status != SKIPPED]
     for failure, child in zip(failures, outcome.failed):
         if failure.node.role == PARENT:
-            ctx.add_message(f"{child.target.name} ({child.target.url}) was not {done}: the "
-                            "parent failed")
+            ctx.add_message(f"{child.target.name} ({shown_location(child.target.url)}) was not "
+                            f"{done}: the parent failed")
     if of_parent:
         for failure in own:
             ctx.add_warning(failure.text, failure.code)
@@ -147,8 +148,8 @@ def _sync_line(child: ChildOutcome) -> str:
 
 
 def _outputs(spec: ToolSpec, outcome: RunOutcome) -> dict[str, str]:
-    rows = [LastSyncRow(c.target.name, c.target.connected, c.target.url, c.last_sync_time,
-                        c.status) for c in outcome.children]
+    rows = [LastSyncRow(c.target.name, c.target.connected, shown_location(c.target.url),
+                        c.last_sync_time, c.status) for c in outcome.children]
     return {spec.outputs[0].name: str(outcome.status_code),
             LAST_SYNC.name: format_last_sync(rows)}
 
