@@ -191,8 +191,9 @@ class JobOperations(Protocol):
 
     def create_job(self, job_type_id: int, *, user: str, id: Optional[int] = None,
                    **fields: Any) -> Job:
-        """A new job of this type (defaults from the type, status Created, a history entry);
-        its id is ``id`` when given and free, else the next of this node's block."""
+        """Esri's ``jobs/create``: a new job of this type (defaults from the type, status
+        Created, a history entry); its id is ``id`` when given and free, else the next of this
+        node's block."""
         ...
 
     def update_job(self, job_id: int, *, user: str, **fields: Any) -> Job:
@@ -361,7 +362,6 @@ class JobTracking(JobStore[Tx], JobOperations):
         return record_type.from_esri(found[1], found[0]) if found else None
 
     def create_config(self, record: R, *, guid: Optional[str] = None) -> R:
-        """Add a configuration element; an omitted integer id comes from this node's block."""
         if type(record) not in CONFIG_RECORDS:
             raise InvalidRequest(f"{type(record).__name__} is not a configuration element")
         with self.transaction() as tx:
@@ -411,7 +411,6 @@ class JobTracking(JobStore[Tx], JobOperations):
             self.update_config(ConfigProperty, key, value=str(value))
 
     def user_privileges(self, user_name: str) -> set[str]:
-        """Privileges a user holds through group membership (case-insensitive names)."""
         wanted = user_name.replace("|", "\\").lower()
         held: set[str] = set()
         for group in self.list_config(Group):
@@ -447,7 +446,6 @@ class JobTracking(JobStore[Tx], JobOperations):
     @_atomic
     def create_job(self, job_type_id: int, *, user: str, id: Optional[int] = None,
                    **fields: Any) -> Job:
-        """Esri's ``jobs/create``: defaults from the job type, history entry, new id."""
         job_type = self._find_config(JobType, int(job_type_id))
         if job_type is None:
             raise InvalidRequest(f"Job type {job_type_id} does not exist")
@@ -511,7 +509,6 @@ class JobTracking(JobStore[Tx], JobOperations):
 
     @_atomic
     def delete_job(self, job_id: int, *, user: str) -> None:
-        """Tombstone the job and everything that belongs to it; the deletes replicate."""
         job = self.get_job(job_id)
         with self.transaction() as tx:
             for record_type in JOB_RECORDS:
