@@ -50,10 +50,23 @@ def mocked() -> responses.RequestsMock:
 
 
 def test_opening_probes_the_service_root(mocked: responses.RequestsMock) -> None:
-    mocked.get(f"{BASE}/replication/x-node", json=NODE)  # first contact: wmx, not Esri
+    repository = client()
+    assert repository.location == BASE
+    assert BASE + "?f=json" in [call.request.url for call in mocked.calls]
+
+
+def test_open_repository_asks_a_wmx_server_its_identity_once(
+        mocked: responses.RequestsMock) -> None:
+    """First contact tells wmx from Esri by ``x-node``; the answer is the identity the engine
+    asks for next, so a sync with nothing to do costs two requests per child (SPEC §4)."""
+    mocked.get(f"{BASE}/replication/x-node", json=NODE)
     repository = open_repository(BASE + "/", user="tester")
     assert isinstance(repository, RestRepository) and repository.location == BASE
-    assert BASE + "?f=json" in [call.request.url for call in mocked.calls]
+    assert repository.info().node_id == NODE["nodeId"]
+    assert [call.request.url.split("?")[0] for call in mocked.calls] == [
+        f"{BASE}/replication/x-node"]
+    repository.info()
+    assert len(mocked.calls) == 2, "later identities are asked for again"
 
 
 def test_the_token_travels_in_a_header_never_in_the_url(mocked: responses.RequestsMock

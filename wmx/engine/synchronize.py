@@ -279,9 +279,10 @@ def _push_pages(cluster: Cluster, session: _Session, run: _Run, guarded: bool,
             changes = _with_pending(changes, run.pending, session.info.node_id)
         if changes and not _deliver(cluster, session, run, changes, guarded):
             return False
-        node.push_seq = page.last_seq
-        if not run.dry_run:
-            cluster.save(node)
+        if page.last_seq != node.push_seq:
+            node.push_seq = page.last_seq
+            if not run.dry_run:
+                cluster.save(node)
     return True
 
 

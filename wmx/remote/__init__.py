@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from wmx.remote.esri_client import probe_is_esri
+from wmx.remote.esri_client import probe_node
 from wmx.remote.esri_tokens import TokenSource, credentials_for, token_url_for
 from wmx.remote.mirror import canonical_url, mirror_path
 from wmx.repository.base import Repository
@@ -26,28 +26,39 @@ def is_esri_server(location: str, *, token: Optional[str] = None,
     """Whether a WMServer URL is an Esri server. A server that already has a mirror in the
     state folder is one (it was detected before); any other is probed once per process.
     ``timeout`` defaults to the replication timeout (``WMX_TIMEOUT``, else 30 s)."""
+    return _identify(location, token=token, timeout=timeout, verify=verify)[0]
+
+
+def _identify(location: str, *, token: Optional[str], timeout: Optional[float],
+              verify: bool | str) -> tuple[bool, Optional[dict[str, Any]]]:
+    """(is Esri, the wmx server's identity when this call had to ask for it)."""
     timeout = default_timeout() if timeout is None else timeout
     key = canonical_url(location)
     with _KNOWN_LOCK:
         if key in _KNOWN:
-            return _KNOWN[key]
+            return _KNOWN[key], None
+    node: Optional[dict[str, Any]] = None
     if mirror_path(location).is_file():
         verdict = True
     else:
         tokens = TokenSource(token=token, credentials=None if token else credentials_for(
             location), token_url=token_url_for(location), timeout=timeout, verify=verify)
-        verdict = probe_is_esri(location, tokens=tokens, timeout=timeout, verify=verify)
+        node = probe_node(location, tokens=tokens, timeout=timeout, verify=verify)
+        verdict = node is None
     with _KNOWN_LOCK:
         _KNOWN[key] = verdict
-    return verdict
+    return verdict, node
 
 
 def open_service(location: str, token: Optional[str] = None, *, user: Optional[str] = None,
                  **options: Any) -> Repository:
     """The repository at a WMServer URL: an Esri server's mirror-backed client, or the
-    ``wmx serve`` REST client."""
+    ``wmx serve`` REST client. A wmx server this process has already reached is not probed
+    again at open (its identity, asked for next, tells as much)."""
     esri_options = {k: options[k] for k in ("timeout", "verify") if k in options}
-    if is_esri_server(location, token=token, **esri_options):
+    esri, node = _identify(location, token=token, timeout=esri_options.get("timeout"),
+                           verify=esri_options.get("verify", True))
+    if esri:
         from wmx.remote.esri import EsriRepository
 
         allowed = ("timeout", "verify", "connections", "credentials", "token_url")
@@ -55,7 +66,8 @@ def open_service(location: str, token: Optional[str] = None, *, user: Optional[s
                               **{k: v for k, v in options.items() if k in allowed})
     from wmx.repository.rest import RestRepository
 
-    return RestRepository(location, token=token, user=user, **options)
+    options.setdefault("probe", False)
+    return RestRepository(location, token=token, user=user, node_answer=node, **options)
 
 
 __all__ = ["is_esri_server", "open_service"]

@@ -210,11 +210,12 @@ class EsriClient:
             raise RepositoryNotFound(str(exc)) from None
 
 
-def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
-                  verify: bool | str = True) -> bool:
+def probe_node(url: str, *, tokens: TokenSource, timeout: float = 30.0,
+               verify: bool | str = True) -> Optional[dict[str, Any]]:
     """Tell an Esri WMServer from ``wmx serve`` on first contact: the one request outside
     Esri's surface it ever receives is this probe of the ``replication/x-node`` extension,
-    which an Esri server answers with its error envelope or 404."""
+    which an Esri server answers with its error envelope or 404 (then None). A wmx server
+    answers with its identity, returned as it came so that the client need not ask again."""
     query: dict[str, Any] = {"f": "json"}
     token = tokens.token()
     if token:
@@ -234,7 +235,7 @@ def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
     except ValueError:
         payload = None
     if isinstance(payload, dict) and "nodeId" in payload:
-        return False
+        return payload
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         code = payload["error"].get("code")
         if code in (401, 403, *TOKEN_CODES):
@@ -242,7 +243,7 @@ def probe_is_esri(url: str, *, tokens: TokenSource, timeout: float = 30.0,
             for secret in tokens.secrets():
                 message = message.replace(secret, "***")
             raise NotAuthorized(f"{url}: {message}")
-        return True
+        return None
     if response.status == 404:
-        return True
+        return None
     raise RepositoryNotFound(f"{url} is not a WMServer service (HTTP {response.status})")

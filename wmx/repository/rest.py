@@ -185,7 +185,9 @@ class RestRepository:
 
     Opening probes the service root (``probe=True``), so a wrong URL, an unreachable host or
     a refused token fails here, at open, with :class:`RepositoryNotFound`,
-    :class:`RepositoryUnavailable` or :class:`NotAuthorized`. ``user`` (default: the OS login)
+    :class:`RepositoryUnavailable` or :class:`NotAuthorized`; ``open_repository`` skips that
+    probe, since its first contact (``wmx.remote``) already asked for the identity
+    (``node_answer``). ``user`` (default: the OS login)
     is the Workflow Manager user writes are made as. Records returned by the Esri-level
     operations carry Esri's fields only (no GUIDs: Esri's JSON has none). ``timeout`` bounds
     each request's whole duration (default: ``WMX_TIMEOUT``, else 30 s); answers are
@@ -196,7 +198,7 @@ class RestRepository:
                  user: Optional[str] = None, timeout: Optional[float] = None, retries: int = 3,
                  session: Optional[requests.Session] = None, verify: bool | str = True,
                  page_size: int = DEFAULT_PAGE_SIZE, backoff: float = 0.2,
-                 probe: bool = True) -> None:
+                 probe: bool = True, node_answer: Optional[dict[str, Any]] = None) -> None:
         self.location = _service_url(location)
         self.user = _default_user() if user is None else user
         try:
@@ -209,6 +211,9 @@ class RestRepository:
         self._owns_session = session is None
         self.session = session if session is not None else _new_session(
             self.location, retries, backoff)
+        self._first_node = node_answer
+        """The identity the first contact already answered: the first :meth:`info` uses it
+        instead of asking again (a sync with nothing to do costs two requests per child)."""
         if probe:
             try:
                 self.service_info()
@@ -387,7 +392,10 @@ class RestRepository:
         return self._call("GET", not_found=RepositoryNotFound)
 
     def info(self) -> NodeInfo:
-        return self._decode(node_info_from_wire, self._replication("GET", "x-node"))
+        answer, self._first_node = self._first_node, None
+        if answer is None:
+            answer = self._replication("GET", "x-node")
+        return self._decode(node_info_from_wire, answer)
 
     def changes(self, since_seq: int, *, limit: int, origin: Optional[str] = None,
                 exclude_origin: Optional[str] = None,
