@@ -47,7 +47,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from wmx.engine.outcome import ChildTarget, RunOutcome
+from wmx.engine.replicate import DEFAULT_PAGE_SIZE as REPLICATE_PAGE_SIZE
 from wmx.engine.replicate import replicate
+from wmx.engine.synchronize import DEFAULT_PAGE_SIZE as SYNC_PAGE_SIZE
 from wmx.engine.synchronize import synchronize
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS
@@ -457,17 +459,16 @@ def _opener(location: str) -> Repository:
 
 def replicate_once(parent: str, child: str, name: str, page_size: Optional[int]) -> int:
     with contextlib.closing(_opener(parent)) as repository:
-        options = {"page_size": page_size} if page_size else {}
-        outcome = _check(replicate(repository, [ChildTarget(name, child)], _opener, **options),
-                         "replicate")
+        outcome = _check(replicate(repository, [ChildTarget(name, child)], _opener,
+                                   page_size=page_size or REPLICATE_PAGE_SIZE), "replicate")
     return outcome.children[0].loaded_rows
 
 
 def sync_once(parent: str, targets: list[ChildTarget],
               page_size: Optional[int]) -> RunOutcome:
     with contextlib.closing(_opener(parent)) as repository:
-        options = {"page_size": page_size} if page_size else {}
-        return _check(synchronize(repository, targets, _opener, **options), "synchronize")
+        return _check(synchronize(repository, targets, _opener,
+                                  page_size=page_size or SYNC_PAGE_SIZE), "synchronize")
 
 
 @contextlib.contextmanager

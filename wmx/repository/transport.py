@@ -21,13 +21,14 @@ import time
 import zlib
 from collections.abc import Mapping
 from http.client import HTTPException
-from typing import Any, Optional
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
 
 import attrs
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -218,17 +219,25 @@ class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 
+if TYPE_CHECKING:  # urllib3 2 only; annotations are never evaluated at run time
+    from urllib3.response import BaseHTTPResponse
+
+_R = TypeVar("_R", bound=Retry)
+
+
 class _Retry(Retry):
     """urllib3's retries, except that a timeout (or anything after the deadline) is final:
     a peer that did not answer in time is not given the time again."""
 
-    def increment(self, method: Optional[str] = None, url: Optional[str] = None,
-                  *args: Any, **kwargs: Any) -> Retry:
-        error = kwargs.get("error", args[1] if len(args) > 1 else None)
+    def increment(self: _R, method: Optional[str] = None, url: Optional[str] = None,
+                  response: Optional[BaseHTTPResponse] = None,
+                  error: Optional[Exception] = None, _pool: Optional[ConnectionPool] = None,
+                  _stacktrace: Optional[TracebackType] = None) -> _R:
         deadline = _deadline()
         if _is_timeout(error) or (deadline is not None and deadline.expired):
-            raise MaxRetryError(kwargs.get("_pool"), url or "", error) from error
-        return super().increment(method, url, *args, **kwargs)
+            # urllib3 raises it with the pool it was given, None included
+            raise MaxRetryError(cast(ConnectionPool, _pool), url or "", error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class _Adapter(HTTPAdapter):

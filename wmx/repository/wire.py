@@ -16,7 +16,7 @@ import hashlib
 import typing
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import attrs
 
@@ -28,7 +28,10 @@ from wmx.model.records import to_millis
 from wmx.model.validation import INT64_MAX, INT64_MIN, InvalidElement, check_row
 from wmx.repository.base import ApplyReport, ConflictRecord, NodeInfo, NodeRecord
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from attrs import AttrsInstance
+
+T = TypeVar("T", bound="AttrsInstance")
 
 JOB_PARAMS: dict[str, str] = {
     "name": "name",
@@ -139,10 +142,10 @@ def content_ref_from_wire(value: Any, what: str = "content") -> ContentRef:
     ref_id, size, digest = value.get("id"), value.get("size"), value.get("sha256")
     if not (type(ref_id) is str and 0 < len(ref_id) <= 200 and ref_id.isprintable()):
         raise WireError(f"{what}.id must be a short text")
-    position_from_wire(size, f"{what}.size")
+    checked_size = position_from_wire(size, f"{what}.size")
     if not (type(digest) is str and len(digest) == 64 and set(digest) <= _SHA256_HEX):
         raise WireError(f"{what}.sha256 must be 64 lower-case hex digits")
-    return ContentRef(ref_id, size, digest)
+    return ContentRef(ref_id, checked_size, digest)
 
 
 def join_rows(value: Any, fetch: Callable[[ContentRef], bytes], what: str = "rows") -> Any:

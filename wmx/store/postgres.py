@@ -313,7 +313,8 @@ class PostgresRepository(JobTracking):
                 raise RepositoryNotFound(
                     f"{self.location}: schema {self._where.schema!r} holds no wmx repository "
                     "(create one with wmx init)")
-            meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+            meta: dict[str, str] = dict(
+                connection.execute("SELECT key, value FROM meta").fetchall())
         except psycopg.Error as exc:
             raise _translate(self._where, exc) from None
         if meta.get("schema_version") != SCHEMA_VERSION:
@@ -444,6 +445,7 @@ class PostgresRepository(JobTracking):
                     guid: Optional[str] = None, name: Optional[str] = None,
                     ) -> Optional[tuple[str, dict]]:
         """(guid, Esri body) of one live element, by integer id, GUID or unique name."""
+        args: tuple[object, ...]
         if guid is not None:
             where, args = "guid = %s", (guid,)
         elif int_id is not None:
@@ -617,8 +619,8 @@ class PostgresRepository(JobTracking):
         return load_id
 
     def _check_load(self, tx: _Transaction, load_id: str) -> int:
-        meta = dict(tx.execute("SELECT key, value FROM meta WHERE key IN ('load_id', 'load_seq')"
-                               ).fetchall())
+        meta: dict[str, str] = dict(tx.execute(
+            "SELECT key, value FROM meta WHERE key IN ('load_id', 'load_seq')").fetchall())
         if meta.get("load_id") != load_id:
             raise InvalidRequest("No such snapshot load in progress (it was replaced or ended)")
         return int(meta["load_seq"])
