@@ -1,10 +1,11 @@
-"""Shared helpers: clusters of real embedded repositories in a temporary folder."""
+"""Shared helpers: clusters of real repositories (embedded files in a temporary folder, or
+PostgreSQL schemas of the session's test server), opened by location as a script would."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import attrs
 import pytest
@@ -13,28 +14,42 @@ from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
 from wmx.model.changes import ConflictPolicy
-from wmx.repository import open_repository
-from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository import open_repository, open_store
+from wmx.repository.jobs import ServedRepository
 from wmx.repository.setup import initialise
 
 ADMIN = "tester"
+STORES = ("sqlite", "postgresql")
+
+Location = Union[Path, str]
+"""Where a cluster's repository is: a file path (embedded) or a ``postgresql://…?schema=``
+location."""
+
+
+def is_postgres(location: Location) -> bool:
+    return isinstance(location, str) and location.lower().startswith("postgres")
 
 
 @attrs.define
 class Cluster:
-    """A parent and named children on disk, opened on demand like a script would."""
+    """A parent and named children (files, PostgreSQL schemas or a mix), opened on demand like
+    a script would. ``parent_path`` and ``child_paths`` are locations (paths for files)."""
 
     folder: Path
-    parent_path: Path
-    child_paths: dict[str, Path]
+    parent_path: Location
+    child_paths: dict[str, Location]
 
-    def parent(self) -> EmbeddedRepository:
-        return EmbeddedRepository(self.parent_path)
+    def parent(self) -> ServedRepository:
+        return open_store(self.parent_path)
 
-    def child(self, name: str) -> EmbeddedRepository:
-        return EmbeddedRepository(self.child_paths[name])
+    def child(self, name: str) -> ServedRepository:
+        return open_store(self.child_paths[name])
 
-    def repositories(self) -> list[EmbeddedRepository]:
+    def locations(self) -> list[tuple[str, Location]]:
+        """(name, location) of the parent, then of every child."""
+        return [("parent", self.parent_path), *self.child_paths.items()]
+
+    def repositories(self) -> list[ServedRepository]:
         return [self.parent(), *(self.child(name) for name in self.child_paths)]
 
     def targets(self, names: Optional[list[str]] = None) -> list[ChildTarget]:
@@ -54,15 +69,15 @@ class Cluster:
     def states(self) -> dict[str, list[tuple]]:
         """Every repository's rows (tombstones included), by repository name."""
         states = {}
-        for name, path in [("parent", self.parent_path), *self.child_paths.items()]:
-            with EmbeddedRepository(path) as repository:
+        for name, location in self.locations():
+            with open_store(location) as repository:
                 states[name] = repository.all_rows()
         return states
 
     def seqs(self) -> dict[str, int]:
         seqs = {}
-        for name, path in [("parent", self.parent_path), *self.child_paths.items()]:
-            with EmbeddedRepository(path) as repository:
+        for name, location in self.locations():
+            with open_store(location) as repository:
                 seqs[name] = repository.info().seq
         return seqs
 
@@ -74,13 +89,27 @@ class Cluster:
 
 
 def make_cluster(folder: Path, children: int = 2, *, replicated: bool = True,
-                 config: str = "quick") -> Cluster:
-    parent_path = folder / "parent.wmxdb"
+                 config: str = "quick", store: str = "sqlite") -> Cluster:
+    """A new cluster. ``store="postgresql"`` puts the parent and every second child (Child2,
+    Child4…) in fresh schemas of the session's PostgreSQL server (the test asks for the
+    ``postgres_server`` fixture), the other children in files: the mix a site has."""
+    if store not in STORES:
+        raise ValueError(f"store must be one of {', '.join(STORES)}")
+
+    def place(stem: str, index: int) -> Location:
+        if store == "postgresql" and index % 2 == 0:
+            from tests.postgres_helpers import new_location
+
+            return new_location(stem[:2].lower())
+        return folder / f"{stem.lower()}.wmxdb"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    parent_path = place("Parent", 0)
     initialise(parent_path, name="Parent", config=config, admin=ADMIN).close()
     child_paths = {}
     for index in range(children):
         name = f"Child{index + 1}"
-        child_paths[name] = folder / f"{name.lower()}.wmxdb"
+        child_paths[name] = place(name, index + 1)
         initialise(child_paths[name], name=name, config="minimum", admin=ADMIN).close()
     cluster = Cluster(folder, parent_path, child_paths)
     if replicated:

@@ -3,7 +3,9 @@
 * hypothesis profiles: ``wmx-guarantees`` (the default, CI-sized run) and
   ``wmx-guarantees-long`` (selected with the environment variable ``WMX_LONG=1``), and the
   same pair for tests whose repositories are behind real servers (``-http``, fewer examples);
-* clusters copied from a per-session template, so a property test can afford hundreds;
+* clusters copied from a per-session template, so a property test can afford hundreds, in
+  either store: the ``store`` fixture runs a test once with files and once with a PostgreSQL
+  parent (and every second child; :func:`tests.conftest.make_cluster`);
 * a ledger of every element version ever observed, which knows the version that must survive;
 * the checkpoint invariant (no checkpoint is ever ahead of durable data);
 * fault injection: repositories and openers that crash or fail at the N-th call (or let
@@ -28,12 +30,15 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import attrs
+import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import ADMIN, Cluster, make_cluster
+from tests.conftest import ADMIN, STORES, Cluster, Location, is_postgres, make_cluster
 from wmx.model.changes import precedence
+from wmx.repository import open_repository, open_store
 from wmx.repository.base import NodeRecord, Repository, RepositoryUnavailable
 from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import ServedRepository
 
 # --- hypothesis profiles ---------------------------------------------------------------------
 
@@ -50,16 +55,26 @@ settings.register_profile(
 
 settings.register_profile("wmx-guarantees-http", settings.get_profile("wmx-guarantees"),
                           max_examples=40)
+settings.register_profile("wmx-guarantees-postgresql", settings.get_profile("wmx-guarantees"),
+                          max_examples=50)
+settings.register_profile("wmx-guarantees-postgresql-long",
+                          settings.get_profile("wmx-guarantees-long"), max_examples=1000)
+"""Profiles of the tests whose parent is in PostgreSQL (every statement a round trip to the
+server: 50 examples cost some 60-90 s here)."""
 settings.register_profile("wmx-guarantees-http-long",
                           settings.get_profile("wmx-guarantees-long"), max_examples=1000)
 """Profiles of the tests whose repositories are behind real servers: every engine call and
 every edit is an HTTP request, so an example costs far more (40 cost some 15-30 s here)."""
 
 
-def guarantee_settings(*, http: bool = False, **overrides: Any) -> settings:
+def guarantee_settings(*, http: bool = False, store: str = "sqlite",
+                       **overrides: Any) -> settings:
     """The guarantee profile for this run (long with ``WMX_LONG=1``; ``http``: the profile of
-    tests whose repositories are behind real servers), with overrides."""
+    tests whose repositories are behind real servers; ``store="postgresql"``: of tests whose
+    parent is in PostgreSQL), with overrides."""
     name = "wmx-guarantees-http" if http else "wmx-guarantees"
+    if store == "postgresql":
+        name = "wmx-guarantees-postgresql"
     profile = settings.get_profile(f"{name}-long" if LONG else name)
     return settings(profile, **overrides)
 
@@ -83,53 +98,87 @@ def scratch_directory(prefix: str = "wmx-") -> Iterator[Path]:
 
 # --- clusters ----------------------------------------------------------------------------------
 
-_TEMPLATES: dict[tuple[int, int], Cluster] = {}
+@pytest.fixture(params=STORES, name="store")
+def store_fixture(request: pytest.FixtureRequest) -> str:
+    """``store``: which store the test's cluster is in (import it into a test module to run
+    each of its tests that ask for ``store`` once per store); ``postgresql`` needs the
+    session's server (skipped without one, failed under ``WMX_REQUIRE_POSTGRES=1``)."""
+    if request.param == "postgresql":
+        from tests.postgres_helpers import session_server
+
+        session_server(request.config)
+    return str(request.param)
+
+
+_TEMPLATES: dict[tuple[int, int, str], Cluster] = {}
 _TEMPLATE_LOCK = threading.Lock()
 
 
-def fresh_cluster(folder: Path, children: int, *, shared_jobs: int = 0) -> Cluster:
-    """A replicated parent + ``children`` cluster in ``folder`` (a byte copy of a template made
-    once per session; every copy is an independent cluster). ``shared_jobs`` jobs (each with a
-    hold and notes) were created on the parent before replicating, so every repository starts
-    with them."""
+def fresh_cluster(folder: Path, children: int, *, shared_jobs: int = 0,
+                  store: str = "sqlite") -> Cluster:
+    """A replicated parent + ``children`` cluster in ``folder`` (a copy of a template made
+    once per session and store; every copy is an independent cluster). ``shared_jobs`` jobs
+    (each with a hold and notes) were created on the parent before replicating, so every
+    repository starts with them."""
     with _TEMPLATE_LOCK:
-        template = _TEMPLATES.get((children, shared_jobs))
+        template = _TEMPLATES.get((children, shared_jobs, store))
         if template is None:
             root = Path(tempfile.mkdtemp(prefix=f"wmx-template-{children}-",
                                          dir=scratch_folder()))
             atexit.register(shutil.rmtree, root, True)
-            template = make_cluster(root, children, replicated=False)
+            template = make_cluster(root, children, replicated=False, store=store)
             with template.parent() as parent:
                 for number in range(shared_jobs):
                     job = parent.create_job(1, user=ADMIN, description=f"shared {number}")
                     parent.create_hold(job.id, 1, user=ADMIN, comments="shared")
                     parent.set_notes(job.id, f"shared notes {number}", user=ADMIN)
             assert template.replicate().status_code == 0
-            _TEMPLATES[(children, shared_jobs)] = template
+            _TEMPLATES[(children, shared_jobs, store)] = template
     return copy_cluster(template, folder)
 
 
+def copy_repository(location: Location, folder: Path) -> Location:
+    """A copy of a closed repository: a byte copy of a file into ``folder``, or a new schema
+    holding what the source schema holds."""
+    if is_postgres(location):
+        from tests import postgres_helpers
+
+        copy = postgres_helpers.new_location(postgres_helpers.schema_of(str(location))[:2])
+        postgres_helpers.copy_repository(str(location), copy)
+        return copy
+    path = folder / Path(location).name
+    shutil.copyfile(location, path)
+    return path
+
+
 def copy_cluster(cluster: Cluster, folder: Path) -> Cluster:
-    """Byte copies of every repository file of a closed cluster."""
+    """Copies of every repository of a closed cluster (:func:`copy_repository`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    parent = folder / cluster.parent_path.name
-    shutil.copyfile(cluster.parent_path, parent)
-    children = {}
-    for name, path in cluster.child_paths.items():
-        children[name] = folder / path.name
-        shutil.copyfile(path, children[name])
-    return Cluster(folder, parent, children)
+    return Cluster(folder, copy_repository(cluster.parent_path, folder),
+                   {name: copy_repository(location, folder)
+                    for name, location in cluster.child_paths.items()})
 
 
-def named_paths(cluster: Cluster) -> list[tuple[str, Path]]:
-    return [("parent", cluster.parent_path), *cluster.child_paths.items()]
+def discard_cluster(cluster: Cluster) -> None:
+    """Drop a cluster's PostgreSQL schemas now (a property test makes hundreds of clusters;
+    its files go with its folder)."""
+    from tests import postgres_helpers
+
+    for _name, location in cluster.locations():
+        if is_postgres(location):
+            postgres_helpers.drop_location(str(location))
+
+
+def named_paths(cluster: Cluster) -> list[tuple[str, Location]]:
+    """(name, location) of every repository of the cluster, the parent first."""
+    return cluster.locations()
 
 
 def node_ids(cluster: Cluster) -> dict[str, str]:
     """Repository name (``parent``, ``Child1``...) → node id."""
     ids = {}
-    for name, path in named_paths(cluster):
-        with EmbeddedRepository(path) as repository:
+    for name, location in named_paths(cluster):
+        with open_store(location) as repository:
             ids[name] = repository.info().node_id
     return ids
 
@@ -178,8 +227,8 @@ class Ledger:
 
     def observe(self) -> None:
         """Record versions that appeared since the last call (call after every operation)."""
-        for name, path in named_paths(self.cluster):
-            with EmbeddedRepository(path) as repository:
+        for name, location in named_paths(self.cluster):
+            with open_store(location) as repository:
                 rows = repository.all_rows()
             for guid, kind, _i, _j, _n, body, _c, hlc, origin, deleted in rows:
                 known = self.versions.setdefault(guid, {})
@@ -204,8 +253,8 @@ class Ledger:
         somewhere is there to stay, even if an earlier restore had removed it from everywhere
         (a backup can bring it back), and must flow back and survive as usual."""
         present: dict[tuple[str, int, str], set[str]] = {}
-        for name, path in named_paths(self.cluster):
-            with EmbeddedRepository(path) as repository:
+        for name, location in named_paths(self.cluster):
+            with open_store(location) as repository:
                 for guid, _k, _i, _j, _n, _b, _c, hlc, origin, _d in repository.all_rows():
                     present.setdefault((guid, hlc, origin), set()).add(name)
         for guid, versions in self.versions.items():
@@ -258,7 +307,7 @@ class Ledger:
 
 # --- the checkpoint invariant -----------------------------------------------------------------
 
-def _log_positions(repository: EmbeddedRepository, since: int) -> set[str]:
+def _log_positions(repository: ServedRepository, since: int) -> set[str]:
     """GUIDs whose current version sits after ``since`` in the repository's change log."""
     return {c.guid for c in repository.changes(since, limit=10 ** 9).changes}
 
@@ -282,7 +331,7 @@ def assert_checkpoints_behind_durable_data(cluster: Cluster) -> None:
         parent_after = {n.node_id: _log_positions(parent, n.push_seq) for n in nodes}
     by_node = {}
     for name, path in cluster.child_paths.items():
-        with EmbeddedRepository(path) as child:
+        with open_store(path) as child:
             cinfo = child.info()
             by_node[cinfo.node_id] = (name, cinfo, {row[0]: row for row in child.all_rows()},
                                       child, path)
@@ -302,7 +351,7 @@ def assert_checkpoints_behind_durable_data(cluster: Cluster) -> None:
             assert mine is not None and _prec(mine, pinfo.node_id) >= _prec(row, pinfo.node_id), (
                 f"{name}: push checkpoint {node.push_seq} covers {row[1]} {guid} "
                 f"({row[8]}@{row[7]}) but the child has {mine and (mine[8], mine[7])}")
-        with EmbeddedRepository(path) as child:
+        with open_store(path) as child:
             child_after = _log_positions(child, node.pull_seq)
         for guid, row in child_rows.items():
             if guid in child_after or row[8] != node.node_id:
@@ -405,7 +454,7 @@ def faulty_opener(cluster: Cluster, plan: FaultPlan) -> Callable[[str], FaultyRe
     def open_child(location: str) -> FaultyRepository:
         if plan.dead:
             raise Crash("already dead")
-        return FaultyRepository(EmbeddedRepository(location), plan, names.get(location, "?"))
+        return FaultyRepository(open_store(location), plan, names.get(location, "?"))
 
     return open_child
 
@@ -421,16 +470,16 @@ def skewed_clock(offset_seconds: float) -> Callable[[], float]:
     return lambda: time.time() + offset_seconds
 
 
-def skewed_opener(offsets: dict[str, float]) -> Callable[[str], EmbeddedRepository]:
-    """Opens embedded repositories; those at a path in ``offsets`` get a wall clock that is
-    that many seconds ahead (negative: behind)."""
-    def open_repository(location: str) -> EmbeddedRepository:
+def skewed_opener(offsets: dict[str, float]) -> Callable[[str], Repository]:
+    """Opens repositories (files or PostgreSQL schemas); those at a location in ``offsets`` get
+    a wall clock that is that many seconds ahead (negative: behind)."""
+    def open_skewed(location: str) -> Repository:
         offset = offsets.get(str(location))
         if offset is None:
-            return EmbeddedRepository(location)
-        return EmbeddedRepository(location, wall_clock=skewed_clock(offset))
+            return open_repository(location)
+        return open_repository(location, wall_clock=skewed_clock(offset))
 
-    return open_repository
+    return open_skewed
 
 
 class SqlInterrupter:
@@ -494,7 +543,7 @@ def start_worker(mode: str, cluster: Cluster, page_size: int) -> subprocess.Pope
 
 # --- bulk data ---------------------------------------------------------------------------------
 
-def bulk_jobs(repository: EmbeddedRepository, count: int, *, description: str,
+def bulk_jobs(repository: ServedRepository, count: int, *, description: str,
               notes_bytes: int = 0) -> list[int]:
     """``count`` new jobs (and their notes) written by ``repository`` itself in one
     transaction — as many creations would, only much faster. Returns their ids."""

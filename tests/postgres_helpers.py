@@ -218,6 +218,7 @@ def _session_server(config: pytest.Config) -> PostgresServer:
         config.add_cleanup(lambda: cluster.__exit__(None, None, None))
         _announce(config, f"PostgreSQL {server.version} started for the tests ({server.uri})")
     _SESSION["server"] = server
+    config.add_cleanup(_drop_made_schemas)  # runs before the server's own cleanup (LIFO)
     return server
 
 
@@ -237,3 +238,83 @@ def postgres_location(postgres_server: PostgresServer) -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     yield postgres_server.location(schema)
     drop_schema(postgres_server, schema)
+
+
+# --- repositories the guarantee suites make (clusters, templates, backups) ---------------------
+
+def session_server(config: Optional[pytest.Config] = None) -> PostgresServer:
+    """The session's server: started now if ``config`` is given (as :func:`postgres_server`
+    does: skipped or failed without one), else the one a test's fixture already started."""
+    if config is not None:
+        return _session_server(config)
+    server = _SESSION.get("server")
+    if server is None:
+        raise RuntimeError("no PostgreSQL server in this session: request postgres_server")
+    return server
+
+
+def new_location(prefix: str = "g") -> str:
+    """The location of a schema no repository uses yet, dropped at the end of the session
+    (or earlier with :func:`drop_location`)."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _SESSION.setdefault("schemas", set()).add(schema)
+    return session_server().location(schema)
+
+
+def schema_of(location: str) -> str:
+    from wmx.store.postgres_location import PostgresLocation
+
+    return PostgresLocation.parse(location).schema
+
+
+def drop_location(location: str) -> None:
+    schema = schema_of(location)
+    drop_schema(session_server(), schema)
+    _SESSION.get("schemas", set()).discard(schema)
+
+
+def _drop_made_schemas() -> None:
+    server = _SESSION.get("server")
+    schemas = sorted(_SESSION.pop("schemas", set()))
+    if server is not None and schemas:
+        _sql(server.uri, "DROP SCHEMA IF EXISTS "
+             + ", ".join(f'"{schema}"' for schema in schemas) + " CASCADE")
+
+
+def copy_repository(source: str, target: str) -> None:
+    """Make ``target``'s schema an exact copy of ``source``'s repository (what a byte copy of
+    a file is to an embedded one: a template copied, a backup taken or put back), in one
+    transaction. Identity counters continue where the source's stand."""
+    import psycopg
+    from psycopg import sql
+
+    source_schema, target_schema = schema_of(source), schema_of(target)
+    _SESSION.setdefault("schemas", set()).add(target_schema)
+    with psycopg.connect(session_server().uri) as connection:
+        connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}")
+                           .format(sql.Identifier(target_schema)))
+        columns = connection.execute(
+            "SELECT c.table_name, c.column_name, c.is_identity FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = %s AND t.table_type = 'BASE TABLE'"
+            " AND c.is_generated = 'NEVER' ORDER BY c.table_name, c.ordinal_position",
+            (source_schema,)).fetchall()
+        tables: dict[str, list[tuple[str, bool]]] = {}
+        for table, column, identity in columns:
+            tables.setdefault(table, []).append((column, identity == "YES"))
+        for table, table_columns in tables.items():
+            source_table = sql.Identifier(source_schema, table)
+            target_table = sql.Identifier(target_schema, table)
+            names = sql.SQL(", ").join(sql.Identifier(column) for column, _ in table_columns)
+            connection.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)")
+                               .format(target_table, source_table))
+            connection.execute(sql.SQL("INSERT INTO {0} ({1}) OVERRIDING SYSTEM VALUE"
+                                       " SELECT {1} FROM {2}")
+                               .format(target_table, names, source_table))
+            for column, identity in table_columns:
+                if identity:
+                    connection.execute(sql.SQL(
+                        "SELECT setval(pg_get_serial_sequence(%s, %s),"
+                        " COALESCE((SELECT MAX({0}) FROM {1}), 0) + 1, false)")
+                        .format(sql.Identifier(column), target_table),
+                        (f'"{target_schema}"."{table}"', column))

@@ -6,6 +6,9 @@
   second conflict record — also when the first application renamed the element (Esri's ``_1``
   rule) or re-stamped it for a conflict policy (the retry after a lost reply or an interrupted
   run must not look like a new conflict).
+
+Every test runs once per store (``store``: files, and a PostgreSQL parent with a PostgreSQL and
+embedded children).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.conftest import ADMIN, make_cluster
-from tests.guarantees_helpers import fresh_cluster
+from tests.guarantees_helpers import fresh_cluster, store_fixture  # noqa: F401 (store)
 from wmx.engine.outcome import ChildTarget
 from wmx.engine.synchronize import synchronize
 from wmx.model.changes import ConflictPolicy
@@ -41,8 +44,8 @@ def _edit_everything(cluster) -> None:
 
 
 @pytest.fixture
-def edited(tmp_path):
-    cluster = fresh_cluster(tmp_path / "cluster", 3, shared_jobs=2)
+def edited(tmp_path, store):
+    cluster = fresh_cluster(tmp_path / "cluster", 3, shared_jobs=2, store=store)
     _edit_everything(cluster)
     return cluster
 
@@ -125,10 +128,10 @@ def test_the_same_batch_applied_twice_is_a_no_op_the_second_time(edited):
 
 # --- regressions: a re-sent version must not look like a new conflict ---------------------------
 
-def _conflicting_edits(tmp_path):
+def _conflicting_edits(tmp_path, store):
     """A job edited on the parent and on Child1 since the last sync (the parent's edit is
     older), and the parent pulled Child2 in between, so Child1's push checkpoint is behind."""
-    cluster = make_cluster(tmp_path, 2)
+    cluster = make_cluster(tmp_path, 2, store=store)
     with cluster.parent() as parent:
         job = parent.create_job(1, user=ADMIN)
     cluster.sync()
@@ -139,10 +142,10 @@ def _conflicting_edits(tmp_path):
     return cluster
 
 
-def test_a_conflict_is_logged_once_when_the_losing_batch_is_sent_again(tmp_path):
+def test_a_conflict_is_logged_once_when_the_losing_batch_is_sent_again(tmp_path, store):
     """Found by the crash-safety test: the parent applied a page, then failed before saving
     the pull checkpoint; the re-pulled loser was logged (and reported) as a second conflict."""
-    cluster = make_cluster(tmp_path, 2)
+    cluster = make_cluster(tmp_path, 2, store=store)
     with cluster.parent() as parent:
         job = parent.create_job(1, user=ADMIN)
     cluster.sync()
@@ -163,11 +166,11 @@ def test_a_conflict_is_logged_once_when_the_losing_batch_is_sent_again(tmp_path)
         assert len(parent.conflicts()) == 1
 
 
-def test_a_renamed_element_sent_again_is_not_a_conflict(tmp_path):
+def test_a_renamed_element_sent_again_is_not_a_conflict(tmp_path, store):
     """Found by the crash-safety test: after the parent renamed Child1's ``Survey`` to
     ``Survey_1`` and failed before saving the pull checkpoint, the re-pulled original lost to
     its own renamed version and was logged as a concurrent edit."""
-    cluster = make_cluster(tmp_path, 2)
+    cluster = make_cluster(tmp_path, 2, store=store)
     with cluster.parent() as parent:
         parent.create_config(JobType(id=None, name="Survey"))
     with cluster.child("Child1") as child:
@@ -186,10 +189,10 @@ def test_a_renamed_element_sent_again_is_not_a_conflict(tmp_path):
 
 
 @pytest.mark.parametrize("policy", [ConflictPolicy.CHILD, ConflictPolicy.PARENT])
-def test_a_version_a_policy_re_stamped_sent_again_changes_nothing(tmp_path, policy):
+def test_a_version_a_policy_re_stamped_sent_again_changes_nothing(tmp_path, store, policy):
     """A policy that keeps the older version re-stamps it at the parent; the same batch sent
     again must neither re-stamp it again nor log a second conflict."""
-    cluster = _conflicting_edits(tmp_path)
+    cluster = _conflicting_edits(tmp_path, store)
     if policy is ConflictPolicy.CHILD:  # make the child's version the older one
         with cluster.parent() as parent:
             parent.update_job(parent.jobs()[0], user=ADMIN, description="parent, later")
