@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import ADMIN, Cluster, make_cluster
 from tests.guarantees_helpers import bulk_jobs
 from wmx import arcpy
+from wmx.engine import exchange
 from wmx.engine.exchange import (
     PAGE_SIZE,
     ExchangeFileRefused,
@@ -240,3 +241,28 @@ def test_content_saved_before_a_replicate_replaced_it_comes_back_with_import(tmp
         report, _ = import_file(child, saved, MergeMode.COMBINE)
         assert report.inserted >= 1
         assert child.get_job(own).description == "its own"
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_export_honours_overwrite_output_for_a_file_already_there(tmp_path, monkeypatch,
+                                                                  overwrite):
+    """arcpy.env.overwriteOutput: off (arcpy's default), an export never replaces a file of
+    the same name (000725, nothing written); on, it does."""
+    cluster = make_cluster(tmp_path / "cluster", children=1)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    monkeypatch.setattr(exchange, "export_file_name", lambda name, moment: "Parent.jxl")
+    existing = folder / "Parent.jxl"
+    existing.write_text("an older export", encoding="utf-8")
+    monkeypatch.setattr(arcpy.env, "overwriteOutput", overwrite)
+    if overwrite:
+        result = arcpy.ExportJobData_wmx(str(folder), str(cluster.parent_path))
+        assert result.getOutput(1) == str(existing)
+        assert existing.read_text(encoding="utf-8") != "an older export"
+    else:
+        with pytest.raises(arcpy.ExecuteError) as refused:
+            arcpy.ExportJobData_wmx(str(folder), str(cluster.parent_path))
+        assert refused.value.code == 725
+        assert f"Dataset {existing} already exists." in str(refused.value)
+        assert existing.read_text(encoding="utf-8") == "an older export"
+        assert sorted(p.name for p in folder.iterdir()) == ["Parent.jxl"]

@@ -140,13 +140,21 @@ def _write_element(out: IO[str], hasher: _Hasher, change: Change) -> None:
     out.write("</Element>\n")
 
 
+class OutputExists(InvalidRequest):
+    """The export file would replace one already there (``overwriteOutput`` is off); the
+    message is the file's path."""
+
+
 def export_repository(repository: Repository, folder: str | Path, *,
                       since: Optional[datetime] = None, until: Optional[datetime] = None,
-                      id_block_start: Optional[int] = None) -> tuple[Path, int]:
+                      id_block_start: Optional[int] = None,
+                      replace_existing: bool = True) -> tuple[Path, int]:
     """Write the repository (or the changes stamped in [since, until)) into ``folder``.
 
     The file appears under its final name only once complete (written beside it, then
     renamed), so a reader never sees half a file. Returns the path and the element count.
+    Without ``replace_existing`` (arcpy's ``overwriteOutput`` off) a file already there under
+    that name is never replaced: :class:`OutputExists`, and nothing is written.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -154,6 +162,8 @@ def export_repository(repository: Repository, folder: str | Path, *,
     info = repository.info()
     now = datetime.now(timezone.utc)
     target = folder / export_file_name(info.name, now)
+    if not replace_existing and target.exists():
+        raise OutputExists(str(target))
     header = {"format": FORMAT, "repository": info.name, "nodeId": info.node_id,
               "parentNodeId": info.parent_node_id or "", "exportedAt": _iso(now),
               "since": _iso(since), "until": _iso(until),
@@ -175,7 +185,14 @@ def export_repository(repository: Repository, folder: str | Path, *,
             out.write(f'  <Checksum algorithm="{CHECKSUM_ALGORITHM}" elements="{count}">'
                       f"{hasher.hexdigest()}</Checksum>\n")
             out.write("</WMXExchange>\n")
-        os.replace(temporary, target)
+        if replace_existing:
+            os.replace(temporary, target)
+        else:  # a link never replaces: a file that appeared meanwhile is kept
+            try:
+                os.link(temporary, target)
+            except FileExistsError:
+                raise OutputExists(str(target)) from None
+            Path(temporary).unlink()
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

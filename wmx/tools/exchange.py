@@ -11,20 +11,24 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+from wmx.arcpy_env import overwrite_output
 from wmx.engine.exchange import (
     ExchangeFileRefused,
     MergeMode,
+    OutputExists,
     export_repository,
     import_file,
     read_header,
     stamp_window,
 )
 from wmx.errors import (
+    DATASET_EXISTS,
     DATASET_NOT_FOUND,
     INCOMPATIBLE_REPOSITORY,
     NOT_A_MEMBER,
     VALUE_REQUIRED,
     VALUE_REQUIRED_TEXT,
+    dataset_exists_text,
     dataset_not_found_text,
     not_a_member_text,
 )
@@ -87,7 +91,11 @@ def _export(ctx: ToolContext, params: dict[str, Any]) -> dict[str, str]:
     until = _time(params["Input_Export_Until"], "Export Until")
     repository = open_database(params)
     try:
-        path, count = export_repository(repository, folder, since=since, until=until)
+        path, count = export_repository(repository, folder, since=since, until=until,
+                                        replace_existing=overwrite_output())
+    except OutputExists as exc:
+        raise ValidationFailure([(DATASET_EXISTS, "Output File",
+                                  dataset_exists_text(str(exc)))]) from None
     except InvalidRequest as exc:
         raise ToolFailure(DATASET_NOT_FOUND, str(exc), {"Output_Status": "-1"}) from None
     finally:
