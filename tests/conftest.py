@@ -3,6 +3,7 @@ PostgreSQL schemas of the session's test server), opened by location as a script
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional, Union
@@ -30,6 +31,16 @@ def is_postgres(location: Location) -> bool:
     return isinstance(location, str) and location.lower().startswith("postgres")
 
 
+_READING: list[Cluster] = []
+"""Clusters holding PostgreSQL connections for inspections (closed by :func:`close_readers`)."""
+
+
+def close_readers() -> None:
+    """Close every connection :meth:`Cluster.reader` kept open (at the end of a test)."""
+    while _READING:
+        _READING.pop().close()
+
+
 @attrs.define
 class Cluster:
     """A parent and named children (files, PostgreSQL schemas or a mix), opened on demand like
@@ -38,6 +49,8 @@ class Cluster:
     folder: Path
     parent_path: Location
     child_paths: dict[str, Location]
+    _readers: dict[str, ServedRepository] = attrs.field(factory=dict, init=False, eq=False,
+                                                        repr=False)
 
     def parent(self) -> ServedRepository:
         return open_store(self.parent_path)
@@ -48,6 +61,29 @@ class Cluster:
     def locations(self) -> list[tuple[str, Location]]:
         """(name, location) of the parent, then of every child."""
         return [("parent", self.parent_path), *self.child_paths.items()]
+
+    @contextlib.contextmanager
+    def reader(self, location: Location) -> Iterator[ServedRepository]:
+        """A connection for the test's own inspections (rows, log heads, nodes): a new one for
+        a file, as before; for a PostgreSQL schema one kept open until :meth:`close` (opening
+        one costs a pool and two logins, some 0.15 s, and a property test inspects after
+        every step). Engine runs and edits still open their own."""
+        if not is_postgres(location):
+            with open_store(location) as repository:
+                yield repository
+            return
+        key = str(location)
+        if key not in self._readers:
+            if not self._readers:
+                _READING.append(self)
+            self._readers[key] = open_store(key)
+        yield self._readers[key]
+
+    def close(self) -> None:
+        """Close the connections :meth:`reader` kept open."""
+        for repository in self._readers.values():
+            repository.close()
+        self._readers.clear()
 
     def repositories(self) -> list[ServedRepository]:
         return [self.parent(), *(self.child(name) for name in self.child_paths)]
@@ -70,14 +106,14 @@ class Cluster:
         """Every repository's rows (tombstones included), by repository name."""
         states = {}
         for name, location in self.locations():
-            with open_store(location) as repository:
+            with self.reader(location) as repository:
                 states[name] = repository.all_rows()
         return states
 
     def seqs(self) -> dict[str, int]:
         seqs = {}
         for name, location in self.locations():
-            with open_store(location) as repository:
+            with self.reader(location) as repository:
                 seqs[name] = repository.info().seq
         return seqs
 

@@ -33,7 +33,15 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import ADMIN, STORES, Cluster, Location, is_postgres, make_cluster
+from tests.conftest import (
+    ADMIN,
+    STORES,
+    Cluster,
+    Location,
+    close_readers,
+    is_postgres,
+    make_cluster,
+)
 from wmx.model.changes import precedence
 from wmx.repository import open_repository, open_store
 from wmx.repository.base import NodeRecord, Repository, RepositoryUnavailable
@@ -99,7 +107,7 @@ def scratch_directory(prefix: str = "wmx-") -> Iterator[Path]:
 # --- clusters ----------------------------------------------------------------------------------
 
 @pytest.fixture(params=STORES, name="store")
-def store_fixture(request: pytest.FixtureRequest) -> str:
+def store_fixture(request: pytest.FixtureRequest) -> Iterator[str]:
     """``store``: which store the test's cluster is in (import it into a test module to run
     each of its tests that ask for ``store`` once per store); ``postgresql`` needs the
     session's server (skipped without one, failed under ``WMX_REQUIRE_POSTGRES=1``)."""
@@ -107,7 +115,8 @@ def store_fixture(request: pytest.FixtureRequest) -> str:
         from tests.postgres_helpers import session_server
 
         session_server(request.config)
-    return str(request.param)
+    yield str(request.param)
+    close_readers()
 
 
 _TEMPLATES: dict[tuple[int, int, str], Cluster] = {}
@@ -159,11 +168,25 @@ def copy_cluster(cluster: Cluster, folder: Path) -> Cluster:
                     for name, location in cluster.child_paths.items()})
 
 
+def overwrite_repository(source: Location, target: Location) -> None:
+    """Put a closed repository's contents in place of another's: a backup taken, or put back
+    (a file's leftover ``-wal``/``-shm`` go, as an administrator copying files removes them)."""
+    if is_postgres(source):
+        from tests import postgres_helpers
+
+        postgres_helpers.copy_repository(str(source), str(target))
+        return
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+
+
 def discard_cluster(cluster: Cluster) -> None:
     """Drop a cluster's PostgreSQL schemas now (a property test makes hundreds of clusters;
     its files go with its folder)."""
     from tests import postgres_helpers
 
+    cluster.close()
     for _name, location in cluster.locations():
         if is_postgres(location):
             postgres_helpers.drop_location(str(location))
@@ -178,7 +201,7 @@ def node_ids(cluster: Cluster) -> dict[str, str]:
     """Repository name (``parent``, ``Child1``...) → node id."""
     ids = {}
     for name, location in named_paths(cluster):
-        with open_store(location) as repository:
+        with cluster.reader(location) as repository:
             ids[name] = repository.info().node_id
     return ids
 
@@ -228,7 +251,7 @@ class Ledger:
     def observe(self) -> None:
         """Record versions that appeared since the last call (call after every operation)."""
         for name, location in named_paths(self.cluster):
-            with open_store(location) as repository:
+            with self.cluster.reader(location) as repository:
                 rows = repository.all_rows()
             for guid, kind, _i, _j, _n, body, _c, hlc, origin, deleted in rows:
                 known = self.versions.setdefault(guid, {})
@@ -254,7 +277,7 @@ class Ledger:
         (a backup can bring it back), and must flow back and survive as usual."""
         present: dict[tuple[str, int, str], set[str]] = {}
         for name, location in named_paths(self.cluster):
-            with open_store(location) as repository:
+            with self.cluster.reader(location) as repository:
                 for guid, _k, _i, _j, _n, _b, _c, hlc, origin, _d in repository.all_rows():
                     present.setdefault((guid, hlc, origin), set()).add(name)
         for guid, versions in self.versions.items():
@@ -324,14 +347,14 @@ def assert_checkpoints_behind_durable_data(cluster: Cluster) -> None:
     Checkpoints of a child whose incarnation changed (replicated, then interrupted before the
     parent recorded it) are reset by the next sync, so they are not checked.
     """
-    with cluster.parent() as parent:
+    with cluster.reader(cluster.parent_path) as parent:
         pinfo = parent.info()
         nodes: list[NodeRecord] = [n for n in parent.nodes() if not n.is_parent]
         parent_rows = {row[0]: row for row in parent.all_rows()}
         parent_after = {n.node_id: _log_positions(parent, n.push_seq) for n in nodes}
     by_node = {}
     for name, path in cluster.child_paths.items():
-        with open_store(path) as child:
+        with cluster.reader(path) as child:
             cinfo = child.info()
             by_node[cinfo.node_id] = (name, cinfo, {row[0]: row for row in child.all_rows()},
                                       child, path)
@@ -351,7 +374,7 @@ def assert_checkpoints_behind_durable_data(cluster: Cluster) -> None:
             assert mine is not None and _prec(mine, pinfo.node_id) >= _prec(row, pinfo.node_id), (
                 f"{name}: push checkpoint {node.push_seq} covers {row[1]} {guid} "
                 f"({row[8]}@{row[7]}) but the child has {mine and (mine[8], mine[7])}")
-        with open_store(path) as child:
+        with cluster.reader(path) as child:
             child_after = _log_positions(child, node.pull_seq)
         for guid, row in child_rows.items():
             if guid in child_after or row[8] != node.node_id:

@@ -14,6 +14,9 @@ editing machine's clock is. What these tests assert, precisely:
   made elsewhere, outranks the delete and the job is live again everywhere (with the delete in
   the conflict log). That is the documented "newest wins" rule applied to skewed stamps; HLC
   guarantees causality, not wall-clock fairness between concurrent writers.
+
+Every test runs once per store: files, and a PostgreSQL parent (with the child 5 h ahead in
+PostgreSQL too, the others in files).
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ADMIN, Cluster
-from tests.guarantees_helpers import HOUR, fresh_cluster, skewed_opener
+from tests.guarantees_helpers import (  # noqa: F401 (store_fixture: the store fixture)
+    HOUR,
+    fresh_cluster,
+    skewed_opener,
+    store_fixture,
+)
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
 from wmx.repository.base import InvalidRequest
@@ -60,8 +68,8 @@ class SkewedCluster:
 
 @pytest.fixture(params=[0.0, -5 * HOUR, 5 * HOUR], ids=["parent-on-time", "parent-behind",
                                                          "parent-ahead"])
-def skewed(tmp_path, request) -> SkewedCluster:
-    cluster = fresh_cluster(tmp_path / "cluster", 3, shared_jobs=1)
+def skewed(tmp_path, request, store) -> SkewedCluster:
+    cluster = fresh_cluster(tmp_path / "cluster", 3, shared_jobs=1, store=store)
     return SkewedCluster(cluster, {"parent": request.param, BEHIND: -5 * HOUR,
                                    AHEAD: 5 * HOUR, ON_TIME: 0.0})
 

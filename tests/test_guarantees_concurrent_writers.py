@@ -3,7 +3,7 @@ they travel in this sync or in the next one.
 
 Users go on working while a sync runs: they create jobs, edit them, put them on hold, release
 holds and write notes, on the parent and on the children, each through a connection of its own
-(an ``EmbeddedRepository`` of its own, or Esri's REST endpoints of a served repository) in a
+(a repository opened on its own, or Esri's REST endpoints of a served repository) in a
 thread of its own. Each writer owns the jobs it edits (no two writers edit one job), so the last
 edit of a job is the version that must be everywhere in the end; concurrent edits of one element
 on two repositories are the convergence tests' subject.
@@ -22,6 +22,10 @@ on two repositories are the convergence tests' subject.
 After the concurrent run: it finished with status 0, no checkpoint covers data it did not move;
 one more sync with no writers leaves every repository identical, with every edit present in its
 latest version everywhere and nothing twice; and a further sync writes nothing.
+
+The lock-step tests, the HTTP lock-step test and the edit racing a push run once per store
+(``store``: files, and a PostgreSQL parent with a PostgreSQL Child2), and a free-running
+sync of a PostgreSQL parent, where writers really do commit while the sync's transactions run.
 """
 
 from __future__ import annotations
@@ -46,19 +50,20 @@ from tests.guarantees_helpers import (
     assert_checkpoints_behind_durable_data,
     bulk_jobs,
     copy_cluster,
+    discard_cluster,
     fresh_cluster,
     named_paths,
     scratch_directory,
     start_worker,
+    store_fixture,  # noqa: F401 (the store fixture)
 )
 from wmx import arcpy
 from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.synchronize import synchronize
 from wmx.model import codec
 from wmx.model.changes import ConflictPolicy
-from wmx.repository import open_repository
+from wmx.repository import open_repository, open_store
 from wmx.repository.base import Repository
-from wmx.repository.embedded import EmbeddedRepository
 from wmx.server.run import ServerThread
 
 PAGE = 4
@@ -250,11 +255,11 @@ def writing(writers: list[Writer], **options) -> Iterator[list[Writer]]:
 
 def embedded_writers(cluster: Cluster, names: list[str], seed: int) -> list[Writer]:
     """One writer per named repository (``parent``, ``Child1``...), each through an
-    ``EmbeddedRepository`` of its own; writer *i* owns the *i*-th job the cluster shares."""
+    repository opened on its own; writer *i* owns the *i*-th job the cluster shares."""
     paths = dict(named_paths(cluster))
     with cluster.parent() as parent:
         shared = parent.jobs()
-    return [Writer(name, EmbeddedRepository(paths[name]), shared[index:index + 1],
+    return [Writer(name, open_store(paths[name]), shared[index:index + 1],
                    seed * 100 + index) for index, name in enumerate(names)]
 
 
@@ -262,8 +267,8 @@ def embedded_writers(cluster: Cluster, names: list[str], seed: int) -> list[Writ
 
 def all_job_ids(cluster: Cluster) -> set[int]:
     ids: set[int] = set()
-    for _name, path in named_paths(cluster):
-        with EmbeddedRepository(path) as repository:
+    for _name, location in named_paths(cluster):
+        with cluster.reader(location) as repository:
             ids.update(repository.jobs())
     return ids
 
@@ -299,8 +304,8 @@ def assert_every_edit_everywhere(cluster: Cluster, writers: list[Writer], jobs_b
     assert len(created) == len(set(created)), f"{where}: a job id was handed out twice"
     deleted = {job_id for writer in writers for job_id in writer.deleted}
     expected_ids = sorted((jobs_before | set(created)) - deleted)
-    for name, path in named_paths(cluster):
-        with EmbeddedRepository(path) as repository:
+    for name, location in named_paths(cluster):
+        with cluster.reader(location) as repository:
             assert repository.jobs() == expected_ids, f"{where}: {name} has other jobs"
             for writer in writers:
                 for job_id, expected in writer.jobs.items():
@@ -308,11 +313,11 @@ def assert_every_edit_everywhere(cluster: Cluster, writers: list[Writer], jobs_b
                         f"{where}: job {job_id} as {writer.name} left it is not at {name}")
 
 
-def edited_cluster(folder: Path) -> Cluster:
+def edited_cluster(folder: Path, store: str = "sqlite") -> Cluster:
     """Two children and a parent with unsynchronized work of their own (several pages of it)."""
-    cluster = fresh_cluster(folder, 2, shared_jobs=3)
-    for name, path in named_paths(cluster):
-        with EmbeddedRepository(path) as repository:
+    cluster = fresh_cluster(folder, 2, shared_jobs=3, store=store)
+    for name, location in named_paths(cluster):
+        with open_store(location) as repository:
             bulk_jobs(repository, 6, description=f"bulk on {name}", notes_bytes=10)
     return cluster
 
@@ -326,7 +331,7 @@ def sync_embedded(cluster: Cluster, page_size: int, plan: Optional[FaultPlan] = 
     names = {str(path): name for name, path in cluster.child_paths.items()}
 
     def open_child(location: str) -> FaultyRepository:
-        return FaultyRepository(EmbeddedRepository(location), plan, names[location])
+        return FaultyRepository(open_store(location), plan, names[location])
 
     with FaultyRepository(cluster.parent(), plan, "parent") as parent:
         return synchronize(parent, cluster.targets(), open_child, page_size=page_size)
@@ -387,8 +392,9 @@ def test_edits_landing_just_before_any_call_of_a_sync_travel_in_it_or_the_next(
         shutil.rmtree(cluster.folder)
 
 
-def test_edits_landing_between_every_two_calls_of_a_sync_travel_in_it_or_the_next(tmp_path):
-    cluster = edited_cluster(tmp_path / "cluster")
+def test_edits_landing_between_every_two_calls_of_a_sync_travel_in_it_or_the_next(tmp_path,
+                                                                                  store):
+    cluster = edited_cluster(tmp_path / "cluster", store)
     jobs_before = all_job_ids(cluster)
     writers = embedded_writers(cluster, ["parent", "Child1", "Child2"], seed=1)
     with writing(writers):
@@ -402,11 +408,11 @@ def test_edits_landing_between_every_two_calls_of_a_sync_travel_in_it_or_the_nex
                                lambda: sync_embedded(cluster, EVERY_CALL_PAGE))
 
 
-def test_writers_faster_than_the_sync_cannot_keep_it_running(tmp_path):
+def test_writers_faster_than_the_sync_cannot_keep_it_running(tmp_path, store):
     """Found by the concurrent-writer tests: each phase read its feed until it was empty, so
     writers adding more than a page between two reads kept a sync reading for as long as they
     wrote. A phase now stops at the log head it saw when it began."""
-    cluster = edited_cluster(tmp_path / "cluster")
+    cluster = edited_cluster(tmp_path / "cluster", store)
     jobs_before = all_job_ids(cluster)
     writers = embedded_writers(cluster, ["parent", "Child1", "Child2"], seed=2)
 
@@ -431,16 +437,20 @@ MIN_OVERLAP = 5
 """Edits each writer must have made entirely while the sync ran (else the run proved nothing)."""
 
 
-@pytest.fixture(scope="module")
-def large(tmp_path_factory) -> Cluster:
+def large_cluster(folder: Path, store: str = "sqlite") -> Cluster:
     """A sync here moves thousands of versions in each direction, ``LARGE_PAGE`` at a time."""
-    cluster = fresh_cluster(tmp_path_factory.mktemp("large"), 2, shared_jobs=3)
-    for name, path, count in [("parent", cluster.parent_path, 1200),
-                              ("Child1", cluster.child_paths["Child1"], 1200),
-                              ("Child2", cluster.child_paths["Child2"], 300)]:
-        with EmbeddedRepository(path) as repository:
+    cluster = fresh_cluster(folder, 2, shared_jobs=3, store=store)
+    for name, location, count in [("parent", cluster.parent_path, 1200),
+                                  ("Child1", cluster.child_paths["Child1"], 1200),
+                                  ("Child2", cluster.child_paths["Child2"], 300)]:
+        with open_store(location) as repository:
             bulk_jobs(repository, count, description=f"bulk on {name}", notes_bytes=100)
     return cluster
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory) -> Cluster:
+    return large_cluster(tmp_path_factory.mktemp("large"))
 
 
 def sync_in_a_process(cluster: Cluster) -> tuple[float, float]:
@@ -457,7 +467,27 @@ def sync_in_a_process(cluster: Cluster) -> tuple[float, float]:
 @pytest.mark.slow
 @pytest.mark.parametrize("where", ["thread", "process"])
 def test_writers_editing_freely_during_a_large_sync_lose_nothing(large, tmp_path, where):
-    cluster = copy_cluster(large, tmp_path / "cluster")
+    writing_freely_during_a_large_sync(copy_cluster(large, tmp_path / "cluster"), where)
+
+
+@pytest.mark.slow
+def test_writers_editing_freely_during_a_large_sync_of_a_postgresql_parent_lose_nothing(
+        tmp_path, pytestconfig):
+    """PostgreSQL writers commit while the sync's own transactions are open (no file lock
+    makes them take turns)."""
+    from tests.postgres_helpers import session_server
+
+    session_server(pytestconfig)
+    cluster = large_cluster(tmp_path / "cluster", "postgresql")
+    try:
+        writing_freely_during_a_large_sync(cluster, "thread")
+    finally:
+        discard_cluster(cluster)
+
+
+def writing_freely_during_a_large_sync(cluster: Cluster, where: str) -> None:
+    """Writers on every repository edit freely while one sync of ``cluster`` runs (in this
+    process, or in a process of its own); then nothing may be lost."""
     jobs_before = all_job_ids(cluster)
     writers = embedded_writers(cluster, ["parent", "Child1", "Child2"], seed=7)
     with writing(writers, freely=True, pause=0.002):
@@ -521,8 +551,8 @@ def sync_http(locations: dict[str, str], page_size: int, plan: Optional[FaultPla
 
 
 @pytest.mark.http
-def test_edits_posted_to_servers_between_every_two_calls_of_a_sync_travel(tmp_path):
-    cluster = edited_cluster(tmp_path / "cluster")
+def test_edits_posted_to_servers_between_every_two_calls_of_a_sync_travel(tmp_path, store):
+    cluster = edited_cluster(tmp_path / "cluster", store)
     jobs_before = all_job_ids(cluster)
     with served(cluster) as locations:
         writers = http_writers(cluster, locations, seed=3)
@@ -581,19 +611,20 @@ def _sync_with_an_edit_before_the_push(cluster: Cluster, job_id: int,
     with FaultyRepository(cluster.parent(), plan, "parent") as parent:
         outcome = synchronize(
             parent, cluster.targets(["Child1"]),
-            lambda location: FaultyRepository(EmbeddedRepository(location), plan, "Child1"),
+            lambda location: FaultyRepository(open_store(location), plan, "Child1"),
             policy=policy)
     assert edited, "the push never reached the child"
     return outcome
 
 
 @pytest.mark.parametrize("policy", [ConflictPolicy.NEWEST, ConflictPolicy.PARENT])
-def test_a_child_edit_racing_the_push_of_the_same_job_is_a_logged_conflict(tmp_path, policy):
+def test_a_child_edit_racing_the_push_of_the_same_job_is_a_logged_conflict(tmp_path, store,
+                                                                           policy):
     """Found in review of the concurrent-writer tests: a child's edit made after its pull and
     before the push that delivered the parent's concurrent version of the same job was decided
     at the child, unseen: no conflict was logged (the parent's version, or the child's, was
     lost without a trace) and ``policy=parent`` did not make the parent's version win."""
-    cluster = make_cluster(tmp_path, 1)
+    cluster = make_cluster(tmp_path, 1, store=store)
     with cluster.parent() as parent:
         job = parent.create_job(1, user=ADMIN)
     assert cluster.sync().status_code == 0
