@@ -17,7 +17,9 @@ nothing written).
 The default run explores 200 generated scripts; ``WMX_LONG=1`` explores thousands. A second
 profile runs the same scripts with every repository behind a real server, so that replicate and
 sync speak only HTTP and job edits go through Esri's REST endpoints (40 scripts by default, a
-thousand with ``WMX_LONG=1``).
+thousand with ``WMX_LONG=1``). A third runs them with the parent and every second child in
+PostgreSQL schemas, the other children in files (50 scripts by default, a thousand with
+``WMX_LONG=1``; backups there are schema copies).
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.conftest import ADMIN
+from tests import postgres_helpers
+from tests.conftest import ADMIN, Location, is_postgres
 from tests.guarantees_helpers import (
     HOUR,
     Ledger,
     assert_checkpoints_behind_durable_data,
+    discard_cluster,
     fresh_cluster,
     guarantee_settings,
     named_paths,
+    overwrite_repository,
     scratch_folder,
     skewed_clock,
 )
@@ -94,28 +99,32 @@ class ReplicationScripts(RuleBasedStateMachine):
     KEPT_USERS: frozenset[str] = frozenset()
     """Users no script deletes (over HTTP: the one every request acts as; deleting it locks the
     runs out of the repository, as it would lock Esri's tools out)."""
+    STORE = "sqlite"
+    """Where the cluster is (:func:`tests.conftest.make_cluster`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="wmx-converge-", dir=scratch_folder()))
         self.cluster = None
         self.ledger: Optional[Ledger] = None
+        self.backups: dict[str, Location] = {}
 
     # --- set-up and helpers ---------------------------------------------------------------------
 
     @initialize(children=st.integers(min_value=1, max_value=5), clocks=clock_settings)
     def build_cluster(self, children: int, clocks: tuple[str, list[float]]) -> None:
-        self.cluster = fresh_cluster(self.root / "cluster", children, shared_jobs=3)
+        self.cluster = fresh_cluster(self.root / "cluster", children, shared_jobs=3,
+                                     store=self.STORE)
         self.children = list(self.cluster.child_paths)
         self.ledger = Ledger(self.cluster)
         mode, offsets = clocks
         event(f"clocks: {mode}")
         self.walls: dict[str, Callable[[], float]] = {}
-        for (_place, path), offset in zip(named_paths(self.cluster), offsets):
+        for (_place, location), offset in zip(named_paths(self.cluster), offsets):
             if mode == "frozen":
-                self.walls[str(path)] = frozen_clock
+                self.walls[self._machine(str(location))] = frozen_clock
             elif mode == "skewed":
-                self.walls[str(path)] = skewed_clock(offset)
+                self.walls[self._machine(str(location))] = skewed_clock(offset)
 
     def _place(self, index: int) -> str:
         everyone = ["parent", *self.children]
@@ -125,10 +134,19 @@ class ReplicationScripts(RuleBasedStateMachine):
         """A direct connection to the file of ``place`` (also beside a server)."""
         return self._opener(str(self._path(place)))
 
-    def _opener(self, location: str) -> EmbeddedRepository:
+    def _opener(self, location: str) -> Repository:
         """Opens a repository with the wall clock of its machine (as a script or sync would)."""
-        return EmbeddedRepository(location,
-                                  wall_clock=self.walls.get(str(embedded_path(location))))
+        wall = self.walls.get(self._machine(location))
+        if is_postgres(location):
+            return open_repository(location, wall_clock=wall)
+        return EmbeddedRepository(location, wall_clock=wall)
+
+    @staticmethod
+    def _machine(location: str) -> str:
+        """The repository a location names, however it is spelled (its wall clock's key)."""
+        if is_postgres(location):
+            return postgres_helpers.schema_of(location)
+        return str(embedded_path(location))
 
     def _order(self, indexes: list[int]) -> list[str]:
         order: list[str] = []
@@ -151,7 +169,7 @@ class ReplicationScripts(RuleBasedStateMachine):
         """The connection job edits on ``place`` are made through."""
         return self._open(place)
 
-    def _path(self, place: str) -> Path:
+    def _path(self, place: str) -> Location:
         return self.cluster.parent_path if place == "parent" else self.cluster.child_paths[place]
 
     def _location(self, place: str) -> str:
@@ -161,6 +179,8 @@ class ReplicationScripts(RuleBasedStateMachine):
     @staticmethod
     def _alias(location: str) -> str:
         """Another spelling of one location."""
+        if is_postgres(location):
+            return "postgres://" + location.split("://", 1)[1]
         return f"sqlite:///{location}"
 
     def _engine(self, names: list[str], *, aliased: bool = False
@@ -172,7 +192,12 @@ class ReplicationScripts(RuleBasedStateMachine):
         return self._open("parent"), targets, self._opener
 
     def release(self) -> None:
-        """Free what an example holds besides its folder (nothing, here)."""
+        """Free what an example holds besides its folder: its PostgreSQL schemas, if any."""
+        if self.cluster is not None:
+            discard_cluster(self.cluster)
+        for backup in self.backups.values():
+            if is_postgres(backup):
+                postgres_helpers.drop_location(str(backup))
 
     @staticmethod
     def _job(repository: EmbeddedRepository, pick: int) -> Optional[int]:
@@ -319,23 +344,24 @@ class ReplicationScripts(RuleBasedStateMachine):
 
     @rule(place=places)
     def back_up(self, place):
-        """A file copy of a closed repository, as a nightly backup job takes it."""
+        """A file copy of a closed repository, as a nightly backup job takes it (for a
+        PostgreSQL schema: a copy of it in another schema, as a restored dump would be)."""
         if self.RESTORES:
             name = self._place(place)
-            shutil.copyfile(self._path(name), self.root / f"{name}.backup")
+            location = self._path(name)
+            if name not in self.backups:
+                self.backups[name] = (postgres_helpers.new_location("bk")
+                                      if is_postgres(location) else self.root / f"{name}.backup")
+            overwrite_repository(location, self.backups[name])
 
     @rule(place=places)
     def restore_backup(self, place):
         """The repository is put back from its latest backup (a disk failed, an upgrade went
         wrong): what existed only there since the backup is gone; nothing else may be."""
         name = self._place(place)
-        backup = self.root / f"{name}.backup"
-        if not (self.RESTORES and backup.is_file()):
+        if not (self.RESTORES and name in self.backups):
             return
-        path = self._path(name)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(backup, path)
+        overwrite_repository(self.backups[name], self._path(name))
         self.ledger.restored()
         event(f"restored the {'parent' if name == 'parent' else 'child'} from a backup")
 
@@ -428,6 +454,19 @@ class ReplicationScripts(RuleBasedStateMachine):
 
 def test_every_script_of_edits_and_runs_converges_to_the_surviving_versions():
     run_state_machine_as_test(ReplicationScripts, settings=guarantee_settings())
+
+
+class ReplicationScriptsOnPostgres(ReplicationScripts):
+    """The same scripts with the parent and every second child in schemas of the session's
+    PostgreSQL server (the other children in files): the same guarantees (SPEC §2.7)."""
+
+    STORE = "postgresql"
+
+
+def test_every_script_converges_with_a_postgresql_parent_and_mixed_children(pytestconfig):
+    postgres_helpers.session_server(pytestconfig)
+    run_state_machine_as_test(ReplicationScriptsOnPostgres,
+                              settings=guarantee_settings(store="postgresql"))
 
 
 class ReplicationScriptsOverHttp(ReplicationScripts):

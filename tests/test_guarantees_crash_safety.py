@@ -9,6 +9,13 @@ durably, but the caller never heard back). A *crash* kills the whole run there; 
 one failed call that the engine reports for that child and survives. SQL statements are also
 interrupted part-way (inside ``apply``, ``load_rows``, ``commit_load``...). A real process
 running a large sync or replicate is killed with ``Popen.kill()`` at several moments.
+
+The call-level faults run once per store (``store``: files, and a PostgreSQL parent with a
+PostgreSQL Child2); with PostgreSQL a sample of the calls is interrupted (some 12 of each
+run's, first and last included: every call costs a cluster copy and two runs). Interrupting a
+statement part-way and the failed-commit cases use SQLite's progress handler and are SQLite's
+alone; they are skipped for PostgreSQL (whose server rolls back a dropped session's
+transaction by itself).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from random import Random
 
 import pytest
 
-from tests.conftest import ADMIN, Cluster, make_cluster
+from tests.conftest import ADMIN, STORES, Cluster, close_readers, make_cluster
 from tests.guarantees_helpers import (
     Crash,
     FaultPlan,
@@ -39,6 +46,7 @@ from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
 from wmx.model import codec
 from wmx.model.records import NAMED_KINDS, HoldType, JobType, User
+from wmx.repository import open_store
 from wmx.repository.base import RepositoryError
 from wmx.repository.embedded import EmbeddedRepository
 
@@ -46,13 +54,31 @@ PAGE = 4
 """A small page size, so every run has many pages and many checkpoints to be interrupted at."""
 REPLICATE_PAGE = 40
 """Several snapshot pages and staged loads per child."""
+POSTGRES_SAMPLE = 12
+"""Calls interrupted per run with PostgreSQL."""
 
 
-def _edited_cluster(folder: Path) -> Cluster:
+def _calls_to_interrupt(calls: list[str], store: str) -> list[int]:
+    """1-based positions of the calls to interrupt: all of them with files, an even sample
+    (the first and the last included) with PostgreSQL."""
+    count = len(calls)
+    if store == "sqlite" or count <= POSTGRES_SAMPLE:
+        return list(range(1, count + 1))
+    return sorted({1 + round(i * (count - 1) / (POSTGRES_SAMPLE - 1))
+                   for i in range(POSTGRES_SAMPLE)})
+
+
+def _sqlite_only(store: str) -> None:
+    if store != "sqlite":
+        pytest.skip("interrupts SQLite statements part-way (SQLite's progress handler); a "
+                    "PostgreSQL server rolls back a dropped session's transaction itself")
+
+
+def _edited_cluster(folder: Path, store: str = "sqlite") -> Cluster:
     """Three children and a parent that all changed since the last sync: new jobs with holds,
     notes, history and attachments, deletes, concurrent edits of one job on three repositories,
     a delete racing an update, and the same configuration name created on two children."""
-    cluster = fresh_cluster(folder, 3, shared_jobs=3)
+    cluster = fresh_cluster(folder, 3, shared_jobs=3, store=store)
     with cluster.parent() as parent:
         shared = parent.jobs()
         parent.create_job(2, user=ADMIN, description="new on the parent")
@@ -117,9 +143,13 @@ def _run(engine, cluster: Cluster, plan: FaultPlan | None = None,
          sql: SqlInterrupter | None = None, **options):
     """One run of ``engine`` over every child, through injected faults when ``plan`` is
     given (and SQL interruptions when ``sql`` is)."""
-    def open_plain(location: str) -> EmbeddedRepository:
-        repository = EmbeddedRepository(location)
-        return sql.attach(repository) if sql is not None else repository
+    opened: list = []
+
+    def open_plain(location: str):
+        repository = open_store(location) if sql is None else \
+            sql.attach(EmbeddedRepository(location))
+        opened.append(repository)
+        return repository
 
     parent = open_plain(str(cluster.parent_path))
     opener = open_plain
@@ -133,11 +163,11 @@ def _run(engine, cluster: Cluster, plan: FaultPlan | None = None,
             return FaultyRepository(open_plain(location), plan, names[location])
     try:
         return engine(parent, cluster.targets(), opener, **options)
-    finally:
+    finally:  # what the operating system does for a process that died: close everything
         if sql is not None:
             sql.release()
-        else:
-            parent.close()
+        for repository in opened:
+            repository.close()
 
 
 def _sync(cluster: Cluster, plan: FaultPlan | None = None, sql: SqlInterrupter | None = None):
@@ -163,15 +193,27 @@ def scratch():
         yield folder
 
 
-@pytest.fixture(scope="module")
-def edited(scratch) -> Cluster:
-    return _edited_cluster(scratch / "edited")
+@pytest.fixture(scope="module", params=STORES)
+def store(request: pytest.FixtureRequest):
+    """The store of this module's clusters (module-scoped: the edited clusters are made once
+    per store)."""
+    if request.param == "postgresql":
+        from tests.postgres_helpers import session_server
+
+        session_server(request.config)
+    yield request.param
+    close_readers()
 
 
 @pytest.fixture(scope="module")
-def synced_reference(edited, scratch):
+def edited(scratch, store) -> Cluster:
+    return _edited_cluster(scratch / f"edited-{store}", store)
+
+
+@pytest.fixture(scope="module")
+def synced_reference(edited, scratch, store):
     """What an uninterrupted sync makes of the edited cluster, and how many calls it makes."""
-    cluster = copy_cluster(edited, scratch / "sync-reference")
+    cluster = copy_cluster(edited, scratch / f"sync-reference-{store}")
     counting = FaultPlan()
     outcome = _sync(cluster, counting)
     assert outcome.status_code == 0
@@ -183,12 +225,12 @@ def synced_reference(edited, scratch):
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("kind", ["crash", "error"])
 def test_a_sync_interrupted_at_any_call_ends_like_an_uninterrupted_one_when_run_again(
-        edited, synced_reference, scratch, kind, when):
+        edited, synced_reference, scratch, store, kind, when):
     rows_with_stamps, conflicts, calls = synced_reference
     rows = normalized(rows_with_stamps)
     assert len(calls) > 60, "the scenario should exercise many pages and checkpoints"
-    for at in range(1, len(calls) + 1):
-        cluster = copy_cluster(edited, scratch / f"sync-{kind}-{when}-{at}")
+    for at in _calls_to_interrupt(calls, store):
+        cluster = copy_cluster(edited, scratch / f"sync-{store}-{kind}-{when}-{at}")
         plan = FaultPlan(at=at, when=when, kind=kind)
         _interrupted(_sync, cluster, plan)
         assert_checkpoints_behind_durable_data(cluster)
@@ -211,10 +253,11 @@ def test_a_sync_interrupted_at_any_call_ends_like_an_uninterrupted_one_when_run_
 # --- replicate ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def never_replicated(scratch) -> Cluster:
+def never_replicated(scratch, store) -> Cluster:
     """A parent with jobs and children that were never replicated (they hold data of their
     own, which replicate replaces)."""
-    cluster = make_cluster(scratch / "never-replicated", 3, replicated=False)
+    cluster = make_cluster(scratch / f"never-replicated-{store}", 3, replicated=False,
+                           store=store)
     with cluster.parent() as parent:
         for number in range(6):
             job = parent.create_job(1, user=ADMIN, description=f"parent job {number}")
@@ -243,13 +286,14 @@ def _replicate_calls(template: Cluster, scratch: Path, label: str) -> tuple[list
 @pytest.mark.parametrize("kind", ["crash", "error"])
 @pytest.mark.parametrize("first_time", [True, False], ids=["first", "again"])
 def test_a_replicate_interrupted_at_any_call_leaves_each_child_whole_and_run_again_completes(
-        edited, never_replicated, scratch, first_time, kind, when):
+        edited, never_replicated, scratch, store, first_time, kind, when):
     template = never_replicated if first_time else edited
-    calls, blocks = _replicate_calls(template, scratch, f"{first_time}-{kind}-{when}")
+    calls, blocks = _replicate_calls(template, scratch, f"{store}-{first_time}-{kind}-{when}")
     assert {"Child1.load_rows", "Child3.commit_load", "parent.snapshot"} <= set(calls)
     before = {name: rows for name, rows in template.states().items() if name != "parent"}
-    for at in range(1, len(calls) + 1):
-        cluster = copy_cluster(template, scratch / f"replicate-{first_time}-{kind}-{when}-{at}")
+    for at in _calls_to_interrupt(calls, store):
+        cluster = copy_cluster(template,
+                               scratch / f"replicate-{store}-{first_time}-{kind}-{when}-{at}")
         plan = FaultPlan(at=at, when=when, kind=kind)
         _interrupted(_replicate, cluster, plan)
         states = cluster.states()
@@ -278,11 +322,11 @@ def test_a_replicate_interrupted_at_any_call_leaves_each_child_whole_and_run_aga
         shutil.rmtree(cluster.folder)
 
 
-def test_a_job_id_block_is_never_handed_out_twice_when_a_reply_is_lost(tmp_path):
+def test_a_job_id_block_is_never_handed_out_twice_when_a_reply_is_lost(tmp_path, store):
     """Found by the replicate fault test: saving Child1's node record succeeded but the reply
     was lost (a dropped connection to a remote parent); Child1 was reported failed and Child2
     was given Child1's job-id block, so both children allocated the same job ids."""
-    cluster = make_cluster(tmp_path, 2, replicated=False)
+    cluster = make_cluster(tmp_path, 2, replicated=False, store=store)
     counting = FaultPlan()
     _replicate(copy_cluster(cluster, tmp_path / "reference"), counting)
     committed = counting.calls.index("Child1.commit_load")
@@ -315,7 +359,8 @@ def _sample(total: int, count: int = 60) -> list[int]:
 
 @pytest.mark.slow
 def test_a_sync_interrupted_inside_any_statement_ends_like_an_uninterrupted_one(
-        edited, synced_reference, scratch):
+        edited, synced_reference, scratch, store):
+    _sqlite_only(store)
     rows = normalized(synced_reference[0])
     total = _ticks(_sync, edited, scratch / "sql-sync-count")
     for at in _sample(total):
@@ -335,7 +380,8 @@ def test_a_sync_interrupted_inside_any_statement_ends_like_an_uninterrupted_one(
 
 @pytest.mark.slow
 def test_a_replicate_interrupted_inside_any_statement_leaves_each_child_whole(
-        edited, scratch):
+        edited, scratch, store):
+    _sqlite_only(store)
     before = edited.states()
     total = _ticks(_replicate, edited, scratch / "sql-replicate-count")
     for at in _sample(total):
