@@ -17,6 +17,7 @@ from tests.http_helpers import running_server
 from wmx import arcpy
 from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import replicate
+from wmx.model.records import HoldType
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.tools.connect import rescue_folder
 
@@ -132,6 +133,30 @@ def test_a_parent_and_a_child_restored_to_one_moment_get_back_what_the_others_ke
     assert outcome.status_code == 0, [c.error for c in outcome.children]
     cluster.assert_converged()
     assert job not in _jobs(cluster.parent_path)
+
+
+def test_configuration_made_again_on_a_restored_child_is_kept_under_a_free_id(tmp_path):
+    """Found by the convergence property: the restored child gave its new hold type the id its
+    earlier self gave another one, which the parent holds; it was refused and the child kept
+    an element no one else had."""
+    cluster = make_cluster(tmp_path, children=1)
+    child = cluster.child_paths["Child1"]
+    backup = _backup(child, tmp_path)
+    with EmbeddedRepository(child) as repository:
+        first = repository.create_config(HoldType(id=None, name="Survey"))
+    assert cluster.replicate(["Child1"]).status_code == 0
+    _restore(backup, child)
+    with EmbeddedRepository(child) as repository:
+        again = repository.create_config(HoldType(id=None, name="Survey"))
+    assert again.id == first.id
+
+    outcome = cluster.sync()
+
+    assert outcome.status_code == 0, [c.error for c in outcome.children]
+    cluster.assert_converged()
+    with EmbeddedRepository(cluster.parent_path) as parent:
+        kept = {t.name: t.id for t in parent.list_config(HoldType)}
+    assert kept["Survey"] == first.id and kept["Survey_1"] not in (None, first.id)
 
 
 def test_an_id_taken_at_a_child_by_hand_is_reported_in_both_directions(tmp_path):

@@ -334,12 +334,14 @@ JOB_SUB_KINDS = frozenset(cls.KIND for cls in JOB_RECORDS)
 JOB_KINDS = JOB_SUB_KINDS | {Job.KIND}
 """Jobs and what belongs to them: a repository's own work, as opposed to its configuration."""
 NAMED_KINDS = frozenset(cls.KIND for cls in CONFIG_RECORDS if cls.NAME_FIELD)
-RENUMBERED_KINDS = frozenset(cls.KIND for cls in ALL_RECORDS
-                             if cls.KIND in JOB_KINDS and cls.ID_FIELD)
+RENUMBERED_KINDS = frozenset(cls.KIND for cls in ALL_RECORDS if cls.ID_FIELD == "id")
 """Kinds whose integer ids come from a node's id block (:data:`ID_BLOCK_SIZE`): when one
 arrives at the parent holding an id another element already has, the newcomer is given the
 next free id of its block instead of being refused (SPEC §3: both are kept, the clash is
-reported). Configuration ids are referenced by other elements and are never renumbered."""
+reported). Such a clash comes from a node restored from a backup handing out ids again, or
+an id chosen by hand; an element that referred to the newcomer by its old id (a job created
+on the restored node with a job type made there) keeps that id. A priority's id is its value
+(a rank, not an allocated number): a clash there stays a refused, logged conflict."""
 
 ID_BLOCK_SIZE = 10_000_000
 """Integer ids a node may allocate: [block start, block start + size). Replicate hands every

@@ -11,8 +11,9 @@ sends, what counts as concurrent, which policy): no store, no SQL, no clock. The
   to the conflict log, and a winner older than the loser is *re-stamped* so it wins everywhere;
 * a child's version sent again after the parent dealt with it (a lost reply, an interrupted
   run) is not a new conflict;
-* a new element whose integer id another element holds is *renumbered* at the parent (jobs and
-  their records), else refused and logged; one whose unique name is taken is *renamed*
+* a new element whose integer id another element holds is *renumbered* at the parent (every
+  kind whose ids come from a node's block, ``RENUMBERED_KINDS``), else refused and logged;
+  one whose unique name is taken is *renamed*
   ``_1``, ``_2``… at the parent (Esri's rule). Both are new versions the parent writes, so
   they travel back to every child.
 """
