@@ -11,7 +11,7 @@ interrupted part-way (inside ``apply``, ``load_rows``, ``commit_load``...). A re
 running a large sync or replicate is killed with ``Popen.kill()`` at several moments.
 
 The call-level faults run once per store (``store``: files, and a PostgreSQL parent with a
-PostgreSQL Child2); with PostgreSQL a sample of the calls is interrupted (some 12 of each
+PostgreSQL Child2); with PostgreSQL a sample of the calls is interrupted (8 of each
 run's, first and last included: every call costs a cluster copy and two runs). Interrupting a
 statement part-way and the failed-commit cases use SQLite's progress handler and are SQLite's
 alone; they are skipped for PostgreSQL (whose server rolls back a dropped session's
@@ -37,6 +37,7 @@ from tests.guarantees_helpers import (
     assert_checkpoints_behind_durable_data,
     bulk_jobs,
     copy_cluster,
+    discard_cluster,
     fresh_cluster,
     normalized,
     scratch_directory,
@@ -54,7 +55,7 @@ PAGE = 4
 """A small page size, so every run has many pages and many checkpoints to be interrupted at."""
 REPLICATE_PAGE = 40
 """Several snapshot pages and staged loads per child."""
-POSTGRES_SAMPLE = 12
+POSTGRES_SAMPLE = 8
 """Calls interrupted per run with PostgreSQL."""
 
 
@@ -179,6 +180,12 @@ def _replicate(cluster: Cluster, plan: FaultPlan | None = None,
     return _run(replicate, cluster, plan, sql, page_size=REPLICATE_PAGE)
 
 
+def _discard(cluster: Cluster) -> None:
+    """An examined copy goes: its files, its PostgreSQL schemas and connections."""
+    discard_cluster(cluster)
+    shutil.rmtree(cluster.folder)
+
+
 def _interrupted(run, cluster: Cluster, plan: FaultPlan) -> None:
     with contextlib.suppress(Crash, RepositoryError):
         run(cluster, plan)
@@ -247,7 +254,7 @@ def test_a_sync_interrupted_at_any_call_ends_like_an_uninterrupted_one_when_run_
         log = _conflict_log(cluster)
         assert len(log) == len(set(log)), f"conflicts logged twice after {plan.fired}"
         assert log == conflicts, f"the conflict log differs after {plan.fired}"
-        shutil.rmtree(cluster.folder)
+        _discard(cluster)
 
 
 # --- replicate ---------------------------------------------------------------------------------
@@ -319,7 +326,7 @@ def test_a_replicate_interrupted_at_any_call_leaves_each_child_whole_and_run_aga
             assert len(set(now.values())) == len(now) and 1 not in now.values(), plan.fired
         assert _sync(cluster).status_code == 0, plan.fired
         assert_checkpoints_behind_durable_data(cluster)
-        shutil.rmtree(cluster.folder)
+        _discard(cluster)
 
 
 def test_a_job_id_block_is_never_handed_out_twice_when_a_reply_is_lost(tmp_path, store):
@@ -375,7 +382,7 @@ def test_a_sync_interrupted_inside_any_statement_ends_like_an_uninterrupted_one(
         cluster.assert_converged()
         assert normalized(cluster.states()["parent"]) == rows, plan.fired
         assert _conflict_log(cluster) == synced_reference[1], plan.fired
-        shutil.rmtree(cluster.folder)
+        _discard(cluster)
 
 
 @pytest.mark.slow
@@ -399,7 +406,7 @@ def test_a_replicate_interrupted_inside_any_statement_leaves_each_child_whole(
 
         assert _replicate(cluster).status_code == 0, plan.fired
         cluster.assert_converged()
-        shutil.rmtree(cluster.folder)
+        _discard(cluster)
 
 
 def _abort_statements(repository: EmbeddedRepository, which) -> None:
@@ -554,5 +561,5 @@ def test_a_process_killed_during_a_large_run_is_repaired_by_running_again(large,
 
         cluster.assert_converged()
         assert normalized(cluster.states()["parent"]) == expected, where
-        shutil.rmtree(cluster.folder)
+        _discard(cluster)
     assert killed_while_running >= 3, "the runs ended before they could be killed"
