@@ -1,6 +1,8 @@
 """HTTP to an Esri Workflow Manager (Classic) WMServer, through its documented surface only.
 
-One keep-alive session, a bounded pool of concurrent requests, ``f=json`` on every call, the
+One keep-alive :class:`~wmx.repository.transport.Channel` (a connection per concurrent request,
+the environment read once: a poll is tens of thousands of requests), a bounded pool of
+concurrent requests, ``f=json`` on every call, the
 token as Esri's ``token`` parameter, the ``user`` parameter on every write, and every answer
 checked for Esri's HTTP-200 error envelope. Failures become :mod:`wmx.repository.base` errors
 whose text names the service and never holds the token. This module knows paths and
@@ -10,7 +12,6 @@ parameters; it must never decide what to read or write (that is :mod:`wmx.remote
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NoReturn, Optional, TypeVar
@@ -31,6 +32,8 @@ from wmx.repository.transport import (
     Answer,
     AnswerMalformed,
     AnswerTooLarge,
+    Channel,
+    Files,
     TransportTimeout,
     default_timeout,
     exchange,
@@ -58,19 +61,6 @@ def default_user() -> str:
         return ""
 
 
-def _settle_environment(session: requests.Session, url: str) -> None:
-    """Read the proxy settings of the environment once, not on every request: a poll of a
-    large server makes tens of thousands of requests, and ``requests`` scans the whole
-    environment for each (a third of the client's time on a busy machine)."""
-    session.proxies.update(requests.utils.get_environ_proxies(url))
-    session.trust_env = False
-
-
-def _environment_ca_bundle() -> Optional[str]:
-    """The CA bundle ``requests`` would take from the environment (``trust_env`` is off)."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
-
-
 class EsriClient:
     """Requests to one WMServer service root (``…/WMServer``)."""
 
@@ -82,21 +72,18 @@ class EsriClient:
         self.timeout = default_timeout() if timeout is None else float(timeout)
         self.connections = max(1, int(connections))
         self.tokens = tokens
-        self._verify = verify
         # Reads are replayed after a broken connection or a 502-504; writes are not (Esri's
         # writes are not idempotent: a lost reply is settled by comparing, the next time).
-        self.session = new_session({self.url: retry_policy(2, 0.1, replay=True,
-                                                           any_method=False)})
-        _settle_environment(self.session, self.url)
-        if verify is True:
-            self._verify = _environment_ca_bundle() or True
+        self.channel = Channel(self.url, retry=retry_policy(2, 0.1, replay=True,
+                                                            any_method=False),
+                               connections=self.connections, verify=verify)
         self._pool: Optional[ThreadPoolExecutor] = None
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        self.session.close()
+        self.channel.close()
 
     # --- concurrency ------------------------------------------------------------------------
 
@@ -118,7 +105,7 @@ class EsriClient:
         return text
 
     def _send(self, method: str, path: str, params: dict[str, Any],
-              files: Optional[dict[str, Any]] = None, raw: bool = False) -> Any:
+              files: Optional[Files] = None, raw: bool = False) -> Any:
         url = f"{self.url}/{path}" if path else self.url
         for attempt in (1, 2):
             query = {**params, "f": "file" if raw else "json"}
@@ -126,12 +113,10 @@ class EsriClient:
             if token:
                 query["token"] = token
             try:
-                answer = exchange(
-                    self.session, method, url, timeout=self.timeout,
+                answer = self.channel.exchange(
+                    method, url, timeout=self.timeout,
                     max_bytes=MAX_DOWNLOAD_BYTES if raw else MAX_ANSWER_BYTES,
-                    params=query if method == "GET" else None,
-                    data=None if method == "GET" else query, files=files,
-                    verify=self._verify, allow_redirects=False)
+                    fields=query, files=files)
             except TransportTimeout:
                 raise RepositoryTimeout(
                     f"{self.url} did not answer within {self.timeout:g} s ({method} "
@@ -196,7 +181,7 @@ class EsriClient:
     def content(self, path: str) -> bytes:
         return self._send("GET", path, {}, raw=True)
 
-    def post(self, path: str, files: Optional[dict[str, Any]] = None,
+    def post(self, path: str, files: Optional[Files] = None,
              **form: Any) -> dict[str, Any]:
         """A write, as the configured user (Esri requires ``user`` on writes)."""
         if not self.user:
@@ -220,8 +205,10 @@ def probe_node(url: str, *, tokens: TokenSource, timeout: float = 30.0,
     token = tokens.token()
     if token:
         query["token"] = token
-    # Through the bounded reader: this first contact may be with a hostile or silent peer.
-    with requests.Session() as session:
+    # Through the bounded reader, on connections that its deadline can cut (a plain session's
+    # would let a peer dripping bytes hold the probe for ever): this first contact may be with
+    # a hostile or silent peer.
+    with new_session({url: retry_policy(0, 0, replay=False, any_method=False)}) as session:
         try:
             response = exchange(session, "GET", f"{url.rstrip('/')}/replication/x-node",
                                 timeout=timeout, max_bytes=PROBE_BYTES, params=query,

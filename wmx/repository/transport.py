@@ -22,16 +22,22 @@ import zlib
 from collections.abc import Mapping
 from http.client import HTTPException
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union, cast
+from urllib.parse import urlencode, urlsplit
 
 import attrs
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, default_user_agent, get_environ_proxies
+from urllib3 import PoolManager, ProxyManager, Timeout, make_headers
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.filepost import encode_multipart_formdata
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = (502, 503, 504)
@@ -278,7 +284,7 @@ def exchange(session: requests.Session, method: str, url: str, *, timeout: float
                 timeout=(min(deadline.remaining(), CONNECT_SECONDS), deadline.remaining()),
                 **kwargs)
             try:
-                content = _read(response, deadline, max_bytes)
+                content = _read(response.headers, response.raw, deadline, max_bytes)
             finally:
                 response.close()
         except requests.RequestException as exc:
@@ -288,6 +294,117 @@ def exchange(session: requests.Session, method: str, url: str, *, timeout: float
         if deadline.expired:
             raise TransportTimeout()
     return Answer(response.status_code, response.reason or "", response.headers, content)
+
+
+Fields = Mapping[str, Any]
+"""Form or query fields, encoded as ``requests`` does: ``None`` left out, a list or tuple sent
+as repeated fields, anything else as its ``str``."""
+Files = Mapping[str, tuple[str, bytes]]
+"""Multipart file parts: field name -> (file name, content)."""
+POOL_CLASSES = {"http": _Pool, "https": _TLSPool}
+
+
+class Channel:
+    """Keep-alive requests to one server straight over urllib3, with :func:`exchange`'s
+    guarantees (one deadline per request, byte ceilings, no replay after a timeout).
+
+    For a client that polls: a poll of a large Esri server is tens of thousands of small
+    requests, and a ``requests`` session spends more CPU on each (merging settings, scanning
+    the environment and the CA bundle path, cookies, hooks, parsing the URL three times) than
+    the exchange itself. The environment (proxy, CA bundle) is read once, here; cookies are not
+    kept (nothing this project talks to relies on them). ``connections`` connections stay
+    open for reuse, one per concurrent caller."""
+
+    def __init__(self, url: str, *, retry: Retry, connections: int,
+                 verify: Union[bool, str] = True) -> None:
+        self._retry = retry
+        tls: dict[str, Any] = {"cert_reqs": "CERT_NONE"} if verify is False else {
+            "cert_reqs": "CERT_REQUIRED", **_ca_location(verify)}
+        proxy = _environment_proxy(url)
+        manager: PoolManager
+        if proxy is None:
+            manager = PoolManager(num_pools=4, maxsize=connections, **tls)
+        else:
+            auth = urlsplit(proxy)
+            headers = make_headers(proxy_basic_auth=f"{auth.username}:{auth.password or ''}"
+                                   ) if auth.username else None
+            manager = ProxyManager(proxy, num_pools=4, maxsize=connections,
+                                   proxy_headers=headers, **tls)
+        manager.pool_classes_by_scheme = POOL_CLASSES  # type: ignore[assignment]
+        self._manager = manager
+        self._headers = {"User-Agent": default_user_agent(), "Accept-Encoding": "gzip",
+                         "Accept": "*/*", "Connection": "keep-alive"}
+        self._form_headers = {**self._headers,
+                              "Content-Type": "application/x-www-form-urlencoded"}
+
+    def close(self) -> None:
+        self._manager.clear()
+
+    def exchange(self, method: str, url: str, *, timeout: float, max_bytes: int,
+                 fields: Optional[Fields] = None, files: Optional[Files] = None) -> Answer:
+        """``method`` ``url`` with ``fields`` (in the query of a GET, else the form body) and
+        its whole answer within ``timeout`` seconds and ``max_bytes``. Raises as
+        :func:`exchange` does; the ``requests`` exception of a broken connection names only the
+        kind of failure (the URL may hold a token)."""
+        pairs = _pairs(fields or {})
+        body: Optional[bytes] = None
+        headers = self._headers
+        if method == "GET":
+            url = f"{url}?{urlencode(pairs)}" if pairs else url
+        elif files:
+            body, kind = encode_multipart_formdata(
+                [*pairs, *((name, (filename, content)) for name, (filename, content)
+                           in files.items())])
+            headers = {**self._headers, "Content-Type": kind}
+        else:
+            body, headers = urlencode(pairs).encode("ascii"), self._form_headers
+        with _Deadline(timeout) as deadline:
+            try:
+                response = self._manager.urlopen(
+                    method, url, body=body, headers=headers, retries=self._retry,
+                    redirect=False, preload_content=False, decode_content=False,
+                    timeout=Timeout(connect=min(deadline.remaining(), CONNECT_SECONDS),
+                                    read=deadline.remaining()))
+            except Urllib3Error as exc:
+                reason = getattr(exc, "reason", None) or exc
+                if deadline.expired or _is_timeout(exc) or _is_timeout(reason):
+                    raise TransportTimeout() from None
+                kind = requests.exceptions.SSLError if isinstance(
+                    reason, Urllib3SSLError) else requests.ConnectionError
+                raise kind(type(reason).__name__) from None
+            try:
+                content = _read(response.headers, response, deadline, max_bytes)
+            except BaseException:
+                response.close()  # read part-way: the connection cannot carry another request
+                raise
+            finally:
+                response.release_conn()
+            if deadline.expired:
+                raise TransportTimeout()
+        return Answer(response.status, response.reason or "", response.headers, content)
+
+
+def _pairs(fields: Fields) -> list[tuple[str, str]]:
+    return [(key, str(item)) for key, value in fields.items()
+            for item in (value if isinstance(value, (list, tuple)) else (value,))
+            if item is not None]
+
+
+def _environment_proxy(url: str) -> Optional[str]:
+    """The proxy the environment names for ``url`` (``NO_PROXY`` honoured), as requests
+    would pick it."""
+    proxies = get_environ_proxies(url)
+    scheme = urlsplit(url).scheme.lower()
+    return proxies.get(scheme) or proxies.get("all") or None
+
+
+def _ca_location(verify: Union[bool, str]) -> dict[str, str]:
+    """The CA certificates to trust: ``verify`` when it names them, else the environment's
+    bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), else certifi's, as requests does."""
+    location = verify if isinstance(verify, str) else (
+        os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        or DEFAULT_CA_BUNDLE_PATH)
+    return {"ca_cert_dir": location} if os.path.isdir(location) else {"ca_certs": location}
 
 
 def _timed_out(exc: requests.RequestException) -> bool:
@@ -301,12 +418,13 @@ def _is_timeout(error: Optional[BaseException]) -> bool:
     return isinstance(error, Urllib3Timeout) and not isinstance(error, NewConnectionError)
 
 
-def _read(response: requests.Response, deadline: _Deadline, max_bytes: int) -> bytearray:
+def _read(headers: Mapping[str, str], raw: BaseHTTPResponse, deadline: _Deadline,
+          max_bytes: int) -> bytearray:
     """The body, inflated if gzip-encoded, never holding more than ``max_bytes`` of either."""
-    declared = (response.headers.get("Content-Length") or "").strip()
+    declared = (headers.get("Content-Length") or "").strip()
     if declared.isdigit() and int(declared) > max_bytes:
         raise AnswerTooLarge()
-    encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    encoding = (headers.get("Content-Encoding") or "").strip().lower()
     if encoding not in ("", "identity", "gzip"):
         raise AnswerMalformed(f"unsupported Content-Encoding {encoding!r}")
     inflater = _Inflater(max_bytes) if encoding == "gzip" else None
@@ -314,7 +432,7 @@ def _read(response: requests.Response, deadline: _Deadline, max_bytes: int) -> b
     received = 0
     try:
         while True:
-            chunk = response.raw.read(READ_CHUNK, decode_content=False)
+            chunk = raw.read(READ_CHUNK, decode_content=False)
             if deadline.expired:
                 raise TransportTimeout()
             if not chunk:
@@ -365,5 +483,6 @@ class _Inflater:
 
 
 __all__ = ["DEFAULT_TIMEOUT", "INSUFFICIENT_STORAGE", "MAX_ANSWER_BYTES", "MAX_DOWNLOAD_BYTES",
-           "TIMEOUT_VARIABLE", "Answer", "AnswerMalformed", "AnswerTooLarge", "TransportTimeout",
+           "TIMEOUT_VARIABLE", "Answer", "AnswerMalformed", "AnswerTooLarge", "Channel",
+           "Fields", "Files", "TransportTimeout",
            "default_timeout", "exchange", "new_session", "retry_policy"]
