@@ -330,7 +330,7 @@ class Channel:
                                    ) if auth.username else None
             manager = ProxyManager(proxy, num_pools=4, maxsize=connections,
                                    proxy_headers=headers, **tls)
-        manager.pool_classes_by_scheme = POOL_CLASSES  # type: ignore[assignment]
+        manager.pool_classes_by_scheme = POOL_CLASSES
         self._manager = manager
         self._headers = {"User-Agent": default_user_agent(), "Accept-Encoding": "gzip",
                          "Accept": "*/*", "Connection": "keep-alive"}
@@ -369,9 +369,9 @@ class Channel:
                 reason = getattr(exc, "reason", None) or exc
                 if deadline.expired or _is_timeout(exc) or _is_timeout(reason):
                     raise TransportTimeout() from None
-                kind = requests.exceptions.SSLError if isinstance(
+                broken = requests.exceptions.SSLError if isinstance(
                     reason, Urllib3SSLError) else requests.ConnectionError
-                raise kind(type(reason).__name__) from None
+                raise broken(type(reason).__name__) from None
             try:
                 content = _read(response.headers, response, deadline, max_bytes)
             except BaseException:
