@@ -34,6 +34,7 @@ class _Counting(ThreadingHTTPServer):
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.connections = 0
+        self.paths: list[str] = []
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -52,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
+        with self.server.lock:
+            self.server.paths.append(self.path)
         if self.server.delay:
             time.sleep(self.server.delay)
         body = b'{"holds": []}'
@@ -121,6 +124,23 @@ def test_a_poll_costs_the_client_little_more_cpu_than_bare_http_requests(server)
     print(f"\nclient {min(client_cpu) / per_round * 1000:.3f} ms/request, bare "
           f"{min(bare_cpu) / per_round * 1000:.3f} ms/request, ratio {ratio:.2f}")
     assert ratio < 5.0, f"the client costs {ratio:.1f}x the CPU of bare requests"
+
+
+def test_the_proxy_the_environment_names_carries_the_poll(server, monkeypatch) -> None:
+    """The environment is read once, when the client is made; its proxy then carries every
+    request (the stand-in answers as the proxy would, from the absolute URL it is sent)."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+    client = EsriClient(f"http://wm.invalid{SERVICE}", tokens=TokenSource(token=TOKEN))
+    monkeypatch.delenv("HTTP_PROXY")
+    try:
+        assert client.map(lambda job_id: client.get(f"jobs/{job_id}/holds"), range(3)) == [
+            {"holds": []}] * 3
+    finally:
+        client.close()
+    assert sorted(path.split("?")[0] for path in server.paths) == [
+        f"http://wm.invalid{SERVICE}/jobs/{job_id}/holds" for job_id in range(3)]
 
 
 def _dripping(answer: bytes, stop: threading.Event) -> socket.socket:
