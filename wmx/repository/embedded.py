@@ -47,8 +47,7 @@ from wmx.repository.base import (
     SnapshotPage,
 )
 from wmx.repository.jobs import JobTracking
-from wmx.store.apply import apply_versions
-from wmx.store.merge import MergeContext
+from wmx.store.apply import ApplyOptions, apply_batch
 from wmx.store.protocol import StoredVersion
 
 SCHEMA_VERSION = "1"
@@ -361,6 +360,16 @@ class _ApplyTarget:
              record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
              int(record.loser_deleted), record.loser_body, record.reason,
              record.winner_int_id))
+
+    def positions(self) -> tuple[int, int]:
+        return self._tx.seq_start, self._tx.seq
+
+    def written_since(self, guids: Sequence[str], since_seq: int) -> bool:
+        if self._tx.seq_start <= since_seq:  # nothing at all was written since
+            return False
+        return any(self._tx.cursor.execute(
+            f"SELECT 1 FROM elements WHERE guid IN ({marks}) AND seq>? LIMIT 1",
+            (*chunk, since_seq)).fetchone() for chunk, marks in _guid_chunks(guids))
 
     def write(self, change: Change, previous: Optional[StoredVersion]) -> int:
         keys = None if previous is None else previous.change.to_row()[1:1 + len(_KEY_COLUMNS)]
@@ -684,28 +693,11 @@ class EmbeddedRepository(JobTracking[_Transaction]):
         after it: the parent must consolidate that version first, where a conflict with the
         one being pushed is detected and logged, instead of being decided here unseen.
         """
+        options = ApplyOptions(parent_node, source_node, detect_since, policy, dry_run, overlay,
+                               refuse_if_changed_since)
         _refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
         with self.transaction(rollback=dry_run) as tx:
-            if refuse_if_changed_since is not None and self._written_since(
-                    tx, [change.guid for change in changes], refuse_if_changed_since):
-                return ApplyReport(seq_before=tx.seq_start, seq_after=tx.seq_start,
-                                   refused=True)
-            target = _ApplyTarget(self, tx)
-            if overlay:
-                apply_versions(target, overlay, MergeContext(parent_node))
-            context = MergeContext(
-                parent_node, from_child=source_node is not None and source_node != parent_node,
-                detect_since=detect_since, policy=policy)
-            report = apply_versions(target, changes, context, keep_written=dry_run)
-            report.seq_before, report.seq_after = tx.seq_start, tx.seq
-        return report
-
-    def _written_since(self, tx: _Transaction, guids: list[str], since_seq: int) -> bool:
-        if tx.seq_start <= since_seq:  # nothing at all was written since
-            return False
-        return any(tx.cursor.execute(
-            f"SELECT 1 FROM elements WHERE guid IN ({marks}) AND seq>? LIMIT 1",
-            (*chunk, since_seq)).fetchone() for chunk, marks in _guid_chunks(guids))
+            return apply_batch(_ApplyTarget(self, tx), changes, options)
 
     # --- Repository protocol: snapshots (replicate) ----------------------------------------------
 

@@ -8,15 +8,55 @@ may enter the store (the store refuses inadmissible rows before calling it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Optional
 
-from wmx.model.changes import Change
+import attrs
+
+from wmx.model.changes import Change, ConflictPolicy
 from wmx.repository.base import ApplyReport, ConflictRecord
 from wmx.store import merge
 from wmx.store.merge import IdClash, MergeContext
 from wmx.store.protocol import ApplyTarget, StoredVersion
+
+
+def _as_tuple(changes: Iterable[Change]) -> tuple[Change, ...]:
+    return tuple(changes)
+
+
+@attrs.frozen
+class ApplyOptions:
+    """One ``Repository.apply`` call's terms (see that method's contract), in one record."""
+
+    parent_node: str
+    source_node: Optional[str] = None
+    detect_since: Optional[int] = None
+    policy: ConflictPolicy = ConflictPolicy.NEWEST
+    dry_run: bool = False
+    overlay: tuple[Change, ...] = attrs.field(default=(), converter=_as_tuple)
+    refuse_if_changed_since: Optional[int] = None
+
+    @property
+    def context(self) -> MergeContext:
+        return MergeContext(self.parent_node, from_child=self.source_node is not None
+                            and self.source_node != self.parent_node,
+                            detect_since=self.detect_since, policy=self.policy)
+
+
+def apply_batch(target: ApplyTarget, changes: Sequence[Change],
+                options: ApplyOptions) -> ApplyReport:
+    """What ``Repository.apply`` does inside the store's write transaction (rolled back by
+    the store for a dry run): the push guard, the overlay, the batch, the log positions."""
+    start, _now = target.positions()
+    if options.refuse_if_changed_since is not None and target.written_since(
+            [change.guid for change in changes], options.refuse_if_changed_since):
+        return ApplyReport(seq_before=start, seq_after=start, refused=True)
+    if options.overlay:
+        apply_versions(target, options.overlay, MergeContext(options.parent_node))
+    report = apply_versions(target, changes, options.context, keep_written=options.dry_run)
+    report.seq_before, report.seq_after = start, target.positions()[1]
+    return report
 
 
 def apply_versions(target: ApplyTarget, changes: Sequence[Change], context: MergeContext, *,

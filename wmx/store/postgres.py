@@ -69,8 +69,7 @@ from wmx.repository.embedded import (
     _refuse_inadmissible,
 )
 from wmx.repository.jobs import JobTracking
-from wmx.store.apply import apply_versions
-from wmx.store.merge import MergeContext
+from wmx.store.apply import ApplyOptions, apply_batch
 from wmx.store.postgres_location import PostgresLocation
 from wmx.store.protocol import StoredVersion
 
@@ -276,6 +275,14 @@ class _ApplyTarget:
              record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
              int(record.loser_deleted), record.loser_body, record.reason,
              record.winner_int_id))
+
+    def positions(self) -> tuple[int, int]:
+        return self._tx.seq_start, self._tx.seq
+
+    def written_since(self, guids: Sequence[str], since_seq: int) -> bool:
+        return self._tx.seq_start > since_seq and self._tx.execute(
+            "SELECT 1 FROM elements WHERE guid = ANY(%s) AND seq > %s LIMIT 1",
+            (list(guids), since_seq)).fetchone() is not None
 
     def write(self, change: Change, previous: Optional[StoredVersion]) -> int:
         return self._tx.write(change)
@@ -579,23 +586,11 @@ class PostgresRepository(JobTracking):
               refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
         """As :meth:`wmx.repository.embedded.EmbeddedRepository.apply`: one transaction,
         the shared rules, nothing written by a dry run."""
+        options = ApplyOptions(parent_node, source_node, detect_since, policy, dry_run, overlay,
+                               refuse_if_changed_since)
         _refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
         with self.transaction(rollback=dry_run) as tx:
-            if refuse_if_changed_since is not None and tx.seq_start > refuse_if_changed_since \
-                    and tx.execute("SELECT 1 FROM elements WHERE guid = ANY(%s) AND seq > %s"
-                                   " LIMIT 1", ([change.guid for change in changes],
-                                                refuse_if_changed_since)).fetchone():
-                return ApplyReport(seq_before=tx.seq_start, seq_after=tx.seq_start,
-                                   refused=True)
-            target = _ApplyTarget(self, tx)
-            if overlay:
-                apply_versions(target, overlay, MergeContext(parent_node))
-            context = MergeContext(
-                parent_node, from_child=source_node is not None and source_node != parent_node,
-                detect_since=detect_since, policy=policy)
-            report = apply_versions(target, changes, context, keep_written=dry_run)
-            report.seq_before, report.seq_after = tx.seq_start, tx.seq
-        return report
+            return apply_batch(_ApplyTarget(self, tx), changes, options)
 
     # --- Repository protocol: snapshots (replicate) -------------------------------------------
 

@@ -68,6 +68,14 @@ class ApplyTarget(Protocol):
         """Keep a losing version in the conflict log."""
         ...
 
+    def positions(self) -> tuple[int, int]:
+        """The head of the change log when the transaction began, and now."""
+        ...
+
+    def written_since(self, guids: Sequence[str], since_seq: int) -> bool:
+        """Whether any of these elements was written after log position ``since_seq``."""
+        ...
+
     def write(self, change: Change, previous: Optional[StoredVersion]) -> int:
         """Store ``change`` as the element's version, at the head of the change log, and
         return its log position; ``previous`` is what the store held (None: a new element)."""
