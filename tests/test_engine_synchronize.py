@@ -220,8 +220,9 @@ def test_same_name_configuration_from_two_children_is_renamed_with_suffix(cluste
 
 def test_large_attachments_travel_in_pages_bounded_by_size(cluster, monkeypatch):
     from wmx.repository import embedded
+    from wmx.store import rows
 
-    monkeypatch.setattr(embedded, "PAGE_BYTES", 1500)
+    monkeypatch.setattr(rows, "PAGE_BYTES", 1500)
     pages = []
     original = embedded.EmbeddedRepository.changes
 

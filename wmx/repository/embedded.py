@@ -14,23 +14,21 @@ import contextlib
 import os
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
 from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS, Change, ConflictPolicy
-from wmx.model.clock import AHEAD_LIMIT_MS, HybridLogicalClock, WallClock
+from wmx.model.clock import HybridLogicalClock, WallClock
 from wmx.model.guids import new_guid
 from wmx.model.records import (
     ID_BLOCK_SIZE,
     NAMED_KINDS,
     Record,
 )
-from wmx.model.validation import InvalidElement, check_row
 from wmx.repository.base import (
     ApplyReport,
     ChangePage,
@@ -49,8 +47,15 @@ from wmx.repository.base import (
 from wmx.repository.jobs import JobTracking
 from wmx.store.apply import ApplyOptions, apply_batch
 from wmx.store.protocol import StoredVersion
+from wmx.store.rows import (
+    SCHEMA_VERSION,
+    bounded_page,
+    datetime_to_ms,
+    ms_to_datetime,
+    now_ms,
+    refuse_inadmissible,
+)
 
-SCHEMA_VERSION = "1"
 APPLICATION_ID = 0x776D7831
 """SQLite's ``PRAGMA application_id`` of a wmx repository (``wmx1``), stored in the file header:
 lets the open path know a file is ours before any connection touches it."""
@@ -124,27 +129,10 @@ random-GUID B-tree row by row, committed page by page, rewrote most of its leave
 commit and was the dominant cost of a replicate (18 s of 24 s for 1,000,000 rows)."""
 _STAGED_GUID_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS elements_guid ON elements(guid)"
 _LOOKUP_CHUNK = 500
-PAGE_BYTES = 16 * 1024 * 1024
-"""A page stops early once its bodies and attachment bytes reach this size, so pages of large
-attachments stay small in memory and on the wire."""
-_BODY = ROW_FIELDS.index("body")
 _HLC = ROW_FIELDS.index("hlc")
 _STAGING_CHECKPOINT_PAGES = 16384
 """While staging a snapshot the WAL is checkpointed every 64 MiB (4 KiB pages) rather than
 every 4 MiB: fewer checkpoint fsyncs, and still a bounded WAL file."""
-
-
-def _bounded(rows: Iterable[tuple], limit: int, offset: int = 0) -> tuple[list[tuple], bool]:
-    """Up to ``limit`` rows, fewer if they reach :data:`PAGE_BYTES`; and whether more may
-    follow. ``offset`` is where the element columns start in each row."""
-    taken: list[tuple] = []
-    size = 0
-    for row in rows:
-        taken.append(row)
-        size += len(row[offset + _BODY] or "") + len(row[offset + _BODY + 1] or b"")
-        if len(taken) >= limit or size >= PAGE_BYTES:
-            return taken, True
-    return taken, False
 
 
 def _guid_chunks(guids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
@@ -152,35 +140,6 @@ def _guid_chunks(guids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
     for start in range(0, len(guids), _LOOKUP_CHUNK):
         chunk = guids[start:start + _LOOKUP_CHUNK]
         yield chunk, ",".join("?" * len(chunk))
-
-
-def _refuse_inadmissible(clock: HybridLogicalClock, rows: Iterable[tuple]) -> None:
-    """Refuse, before anything is written or observed, a version from elsewhere that this
-    store must not hold (:mod:`wmx.model.validation`: once stored and spread, such a row broke
-    every read of its kind on every repository) or whose stamp the clock must not adopt (too far
-    ahead: :meth:`HybridLogicalClock.admits`). The error names the element."""
-    try:
-        for row in rows:
-            check_row(row)
-            if not clock.admits(row[_HLC]):
-                raise InvalidElement(
-                    f"{row[1]} {row[0]}: stamped more than {AHEAD_LIMIT_MS // 3_600_000} hours "
-                    "ahead of this repository's clock (a peer's clock is wrong, or the row is "
-                    "corrupt)")
-    except InvalidElement as exc:
-        raise InvalidRequest(f"Refused a replicated element: {exc}") from None
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _ms_to_datetime(value: Optional[int]) -> Optional[datetime]:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
-
-
-def _datetime_to_ms(value: Optional[datetime]) -> Optional[int]:
-    return None if value is None else int(value.timestamp() * 1000)
 
 
 def embedded_path(location: str) -> Path:
@@ -356,7 +315,7 @@ class _ApplyTarget:
             "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
             " loser_origin, loser_hlc, loser_deleted, loser_body, reason, winner_int_id)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (_datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
+            (datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
              record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
              int(record.loser_deleted), record.loser_body, record.reason,
              record.winner_int_id))
@@ -509,7 +468,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
                     return
                 if tx.seq > tx.seq_start:
                     cursor.execute("INSERT OR REPLACE INTO seq_marks (seq, at_ms) VALUES (?, ?)",
-                                   (tx.seq, _now_ms()))
+                                   (tx.seq, now_ms()))
                 cursor.execute("UPDATE meta SET value=? WHERE key='clock'",
                                (str(self.clock.last),))
                 cursor.execute("COMMIT")
@@ -643,7 +602,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
     def _seq_written_since(self, cursor: sqlite3.Cursor, since_time: datetime) -> int:
         """The log position just before the first write at or after ``since_time``."""
         row = cursor.execute("SELECT MIN(seq) FROM seq_marks WHERE at_ms>=?",
-                             (_datetime_to_ms(since_time),)).fetchone()
+                             (datetime_to_ms(since_time),)).fetchone()
         if row[0] is None:
             return cursor.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
         previous = cursor.execute("SELECT MAX(seq) FROM seq_marks WHERE seq<?",
@@ -666,7 +625,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
             if exclude_origin is not None:
                 sql += " AND origin<>?"
                 args.append(exclude_origin)
-            rows, more = _bounded(cursor.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)),
+            rows, more = bounded_page(cursor.execute(sql + " ORDER BY seq LIMIT ?", (*args, limit)),
                                   limit)
             if more:
                 return ChangePage([Change.from_row(r) for r in rows], rows[-1][-1], True)
@@ -695,7 +654,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
         """
         options = ApplyOptions(parent_node, source_node, detect_since, policy, dry_run, overlay,
                                refuse_if_changed_since)
-        _refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
+        refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
         with self.transaction(rollback=dry_run) as tx:
             return apply_batch(_ApplyTarget(self, tx), changes, options)
 
@@ -703,7 +662,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
         with self._read() as db:
-            rows, more = _bounded(db.execute(
+            rows, more = bounded_page(db.execute(
                 f"SELECT rowid, {_COLUMNS} FROM elements WHERE rowid>? ORDER BY rowid LIMIT ?",
                 (cursor, limit)), limit, offset=1)
         if not rows:
@@ -747,7 +706,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
                 with self.transaction() as tx:
                     seq = self._check_load(tx.cursor, load_id)
                     batch = [(*row, seq + offset) for offset, row in enumerate(rows, start=1)]
-                    _refuse_inadmissible(self.clock, batch)
+                    refuse_inadmissible(self.clock, batch)
                     tx.cursor.executemany(
                         f"INSERT INTO {_LOAD_TABLE} ({_COLUMNS}, seq)"
                         " VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch)
@@ -805,7 +764,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
                 " id_block_start, incarnation, pull_seq, push_seq FROM nodes ORDER BY name"
             ).fetchall()
         return [NodeRecord(node_id=r[0], name=r[1], url=r[2], is_parent=bool(r[3]),
-                           is_connected=bool(r[4]), last_sync=_ms_to_datetime(r[5]),
+                           is_connected=bool(r[4]), last_sync=ms_to_datetime(r[5]),
                            id_block_start=r[6], incarnation=r[7], pull_seq=r[8], push_seq=r[9])
                 for r in rows]
 
@@ -816,7 +775,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
                 " last_sync_ms, id_block_start, incarnation, pull_seq, push_seq)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (node.node_id, node.name, node.url, int(node.is_parent),
-                 int(node.is_connected), _datetime_to_ms(node.last_sync), node.id_block_start,
+                 int(node.is_connected), datetime_to_ms(node.last_sync), node.id_block_start,
                  node.incarnation, node.pull_seq, node.push_seq))
 
     def clear_replication_info(self) -> None:
@@ -838,7 +797,7 @@ class EmbeddedRepository(JobTracking[_Transaction]):
         return [ConflictRecord(guid=r[0], kind=r[1], int_id=r[2], winner_origin=r[3],
                                winner_hlc=r[4], loser_origin=r[5], loser_hlc=r[6],
                                loser_deleted=bool(r[7]), loser_body=r[8], reason=r[9],
-                               detected_at=_ms_to_datetime(r[10]), winner_int_id=r[11])
+                               detected_at=ms_to_datetime(r[10]), winner_int_id=r[11])
                 for r in rows]
 
     # --- inspection (tests, status, verify) -----------------------------------------------------

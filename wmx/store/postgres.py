@@ -60,18 +60,18 @@ from wmx.repository.base import (
     RepositoryUnavailable,
     SnapshotPage,
 )
-from wmx.repository.embedded import (
-    SCHEMA_VERSION,
-    _bounded,
-    _datetime_to_ms,
-    _ms_to_datetime,
-    _now_ms,
-    _refuse_inadmissible,
-)
 from wmx.repository.jobs import JobTracking
 from wmx.store.apply import ApplyOptions, apply_batch
 from wmx.store.postgres_location import PostgresLocation
 from wmx.store.protocol import StoredVersion
+from wmx.store.rows import (
+    SCHEMA_VERSION,
+    bounded_page,
+    datetime_to_ms,
+    ms_to_datetime,
+    now_ms,
+    refuse_inadmissible,
+)
 
 DEFAULT_POOL_SIZE = 10
 """Connections per process: ``wmx serve``'s 8 request threads, plus a sync and a spare."""
@@ -271,7 +271,7 @@ class _ApplyTarget:
             "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
             " loser_origin, loser_hlc, loser_deleted, loser_body, reason, winner_int_id)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (_datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
+            (datetime_to_ms(record.detected_at), record.guid, record.kind, record.int_id,
              record.winner_origin, record.winner_hlc, record.loser_origin, record.loser_hlc,
              int(record.loser_deleted), record.loser_body, record.reason,
              record.winner_int_id))
@@ -434,7 +434,7 @@ class PostgresRepository(JobTracking):
                 if tx.seq > tx.seq_start:
                     connection.execute(
                         "INSERT INTO seq_marks (seq, at_ms) VALUES (%s, %s) ON CONFLICT (seq)"
-                        " DO UPDATE SET at_ms = EXCLUDED.at_ms", (tx.seq, _now_ms()))
+                        " DO UPDATE SET at_ms = EXCLUDED.at_ms", (tx.seq, now_ms()))
                 connection.execute(_SET_META, ("clock", str(self.clock.last)))
                 connection.execute("COMMIT")
             except psycopg.Error as exc:
@@ -544,7 +544,7 @@ class PostgresRepository(JobTracking):
     def _seq_written_since(self, connection: psycopg.Connection, since_time: datetime) -> int:
         """The log position just before the first write at or after ``since_time``."""
         row = connection.execute("SELECT MIN(seq) FROM seq_marks WHERE at_ms >= %s",
-                                 (_datetime_to_ms(since_time),)).fetchone()
+                                 (datetime_to_ms(since_time),)).fetchone()
         if row is None or row[0] is None:
             head = connection.execute(_LOG_HEAD).fetchone()
             return int(head[0]) if head else 0
@@ -570,7 +570,7 @@ class PostgresRepository(JobTracking):
                 args.append(exclude_origin)
             with connection.cursor() as cursor:
                 cursor.execute(statement + " ORDER BY seq LIMIT %s", (*args, limit))
-                rows, more = _bounded(_as_rows(cursor), limit)
+                rows, more = bounded_page(_as_rows(cursor), limit)
             if more:
                 return ChangePage([Change.from_row(r) for r in rows], rows[-1][-1], True)
             head = connection.execute(_LOG_HEAD).fetchone()
@@ -588,7 +588,7 @@ class PostgresRepository(JobTracking):
         the shared rules, nothing written by a dry run."""
         options = ApplyOptions(parent_node, source_node, detect_since, policy, dry_run, overlay,
                                refuse_if_changed_since)
-        _refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
+        refuse_inadmissible(self.clock, (change.to_row() for change in (*overlay, *changes)))
         with self.transaction(rollback=dry_run) as tx:
             return apply_batch(_ApplyTarget(self, tx), changes, options)
 
@@ -599,7 +599,7 @@ class PostgresRepository(JobTracking):
         with self._read() as connection, connection.cursor() as db:
             db.execute(f"SELECT {_COLUMNS}, row_no FROM elements WHERE row_no > %s"
                        " ORDER BY row_no LIMIT %s", (cursor, limit))
-            rows, more = _bounded(_as_rows(db), limit)
+            rows, more = bounded_page(_as_rows(db), limit)
         if not rows:
             return SnapshotPage([], cursor, False)
         return SnapshotPage([row[:-1] for row in rows], int(rows[-1][-1]), more)
@@ -627,7 +627,7 @@ class PostgresRepository(JobTracking):
             seq = self._check_load(tx, load_id)
             batch = [(*row[:len(ROW_FIELDS)], seq + offset)
                      for offset, row in enumerate(rows, start=1)]
-            _refuse_inadmissible(self.clock, batch)
+            refuse_inadmissible(self.clock, batch)
             with tx.connection.cursor() as cursor, cursor.copy(
                     f"COPY {_LOAD_TABLE} ({_COLUMNS}, seq) FROM STDIN") as copy:
                 for row in batch:
@@ -672,7 +672,7 @@ class PostgresRepository(JobTracking):
             rows = connection.execute(
                 f"SELECT {_NODE_COLUMNS} FROM nodes ORDER BY name").fetchall()
         return [NodeRecord(node_id=r[0], name=r[1], url=r[2], is_parent=bool(r[3]),
-                           is_connected=bool(r[4]), last_sync=_ms_to_datetime(r[5]),
+                           is_connected=bool(r[4]), last_sync=ms_to_datetime(r[5]),
                            id_block_start=r[6], incarnation=r[7], pull_seq=r[8], push_seq=r[9])
                 for r in rows]
 
@@ -685,7 +685,7 @@ class PostgresRepository(JobTracking):
                 f" (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (node_id) DO UPDATE"
                 f" SET {assignments}",
                 (node.node_id, node.name, node.url, int(node.is_parent),
-                 int(node.is_connected), _datetime_to_ms(node.last_sync), node.id_block_start,
+                 int(node.is_connected), datetime_to_ms(node.last_sync), node.id_block_start,
                  node.incarnation, node.pull_seq, node.push_seq))
 
     def clear_replication_info(self) -> None:
@@ -705,7 +705,7 @@ class PostgresRepository(JobTracking):
         return [ConflictRecord(guid=r[0], kind=r[1], int_id=r[2], winner_origin=r[3],
                                winner_hlc=r[4], loser_origin=r[5], loser_hlc=r[6],
                                loser_deleted=bool(r[7]), loser_body=r[8], reason=r[9],
-                               detected_at=_ms_to_datetime(r[10]), winner_int_id=r[11])
+                               detected_at=ms_to_datetime(r[10]), winner_int_id=r[11])
                 for r in rows]
 
     # --- inspection (tests, status, verify) -------------------------------------------------
