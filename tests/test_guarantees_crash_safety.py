@@ -11,7 +11,7 @@ interrupted part-way (inside ``apply``, ``load_rows``, ``commit_load``...). A re
 running a large sync or replicate is killed with ``Popen.kill()`` at several moments.
 
 The call-level faults run once per store (``store``: files, and a PostgreSQL parent with a
-PostgreSQL Child2); with PostgreSQL a sample of the calls is interrupted (8 of each
+PostgreSQL Child2); with PostgreSQL a sample of the calls is interrupted (5 of each
 run's, first and last included: every call costs a cluster copy and two runs). Interrupting a
 statement part-way and the failed-commit cases use SQLite's progress handler and are SQLite's
 alone; they are skipped for PostgreSQL (whose server rolls back a dropped session's
@@ -55,7 +55,7 @@ PAGE = 4
 """A small page size, so every run has many pages and many checkpoints to be interrupted at."""
 REPLICATE_PAGE = 40
 """Several snapshot pages and staged loads per child."""
-POSTGRES_SAMPLE = 8
+POSTGRES_SAMPLE = 5
 """Calls interrupted per run with PostgreSQL."""
 
 
