@@ -215,3 +215,31 @@ def test_a_server_that_stopped_listening_is_unavailable_and_its_token_is_not_sho
     finally:
         client.close()
     assert TOKEN not in str(failed.value)
+
+
+def test_a_short_deadline_set_while_a_longer_one_waits_still_ends_on_time(dripping) -> None:
+    """One watchdog serves every request's deadline and sleeps until the earliest: a request
+    with a shorter timeout, started later, must wake it sooner."""
+    patient = EsriClient(dripping, tokens=TokenSource(token=TOKEN), timeout=6.0)
+    hasty = EsriClient(dripping, tokens=TokenSource(token=TOKEN), timeout=1.0)
+    outcome: list[BaseException] = []
+
+    def wait_patiently() -> None:
+        try:
+            patient.get("jobs")
+        except RepositoryTimeout as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=wait_patiently, daemon=True)
+    try:
+        waiting.start()
+        time.sleep(0.3)  # the watchdog now sleeps until the patient request's end
+        started = time.monotonic()
+        with pytest.raises(RepositoryTimeout, match="did not answer within 1 s"):
+            hasty.get("jobs/1/holds")
+        assert time.monotonic() - started < 2.0
+    finally:
+        hasty.close()
+        waiting.join(10)
+        patient.close()
+    assert len(outcome) == 1, "the patient request ends at its own deadline"

@@ -49,7 +49,7 @@ TIMEOUT_VARIABLE = "WMX_TIMEOUT"
 """Environment variable that overrides :data:`DEFAULT_TIMEOUT` (seconds)."""
 MAX_ANSWER_BYTES = 48 * 1024 * 1024
 """Ceiling of one JSON answer, as sent and once inflated. A wmx server's pages stop near 16 MB
-of bodies and content (wmx.repository.embedded.PAGE_BYTES, plus one element, whose content is
+of bodies and content (wmx.store.rows.PAGE_BYTES, plus one element, whose content is
 split off above wmx.repository.wire.INLINE_CONTENT_BYTES), so honest answers stay well below;
 a peer sending more is cut off here, before its answer costs more memory."""
 MAX_DOWNLOAD_BYTES = 1024 * 1024 * 1024
@@ -148,6 +148,8 @@ class _Watchdog:
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._thread: Optional[threading.Thread] = None
+        self._wakes_at: Optional[float] = None
+        """When the thread's wait ends (None: until a deadline is watched)."""
 
     def watch(self, deadline: _Deadline) -> None:
         with self._wake:
@@ -158,8 +160,8 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="wmx-deadlines",
                                                 daemon=True)
                 self._thread.start()
-            if self._pending[0][2] is deadline:  # the earliest now: wake up sooner
-                self._wake.notify()
+            if self._wakes_at is None or deadline.end < self._wakes_at:
+                self._wake.notify()  # it would sleep past this deadline (not once a request)
 
     def _run(self) -> None:
         with self._wake:
@@ -168,7 +170,8 @@ class _Watchdog:
                 while self._pending and (self._pending[0][0] <= now
                                          or self._pending[0][2].done):
                     heapq.heappop(self._pending)[2].expire()
-                self._wake.wait(self._pending[0][0] - now if self._pending else None)
+                self._wakes_at = self._pending[0][0] if self._pending else None
+                self._wake.wait(None if self._wakes_at is None else self._wakes_at - now)
 
 
 _watchdog = _Watchdog()
