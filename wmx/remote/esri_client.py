@@ -2,11 +2,11 @@
 
 One keep-alive :class:`~wmx.repository.transport.Channel` (a connection per concurrent request,
 the environment read once: a poll is tens of thousands of requests), a bounded pool of
-concurrent requests, ``f=json`` on every call, the
-token as Esri's ``token`` parameter, the ``user`` parameter on every write, and every answer
-checked for Esri's HTTP-200 error envelope. Failures become :mod:`wmx.repository.base` errors
-whose text names the service and never holds the token. This module knows paths and
-parameters; it must never decide what to read or write (that is :mod:`wmx.remote.esri`).
+concurrent requests, ``f=json`` on every call, the token as Esri's ``token`` parameter, the
+``user`` parameter on every write, and every answer checked for Esri's HTTP-200 error envelope.
+Failures become :mod:`wmx.repository.base` errors whose text names the service and never holds
+the token. This module knows paths and parameters; it must never decide what to read or write
+(that is :mod:`wmx.remote.esri`).
 """
 
 from __future__ import annotations
