@@ -159,6 +159,30 @@ def test_configuration_made_again_on_a_restored_child_is_kept_under_a_free_id(tm
     assert kept["Survey"] == first.id and kept["Survey_1"] not in (None, first.id)
 
 
+def test_an_id_renumbered_in_an_earlier_run_reaches_a_child_that_still_holds_it(tmp_path):
+    """Found by the long convergence run: the restored parent reused an attachment id; a
+    replicate of Child1 renumbered the lost attachment; the next sync pushed to Child2 the
+    new one (with the id) before the renumbered one, and Child2 refused it for good."""
+    cluster = make_cluster(tmp_path, children=2)
+    job = _create(cluster.parent_path, "with attachments")
+    backup = _backup(cluster.parent_path, tmp_path)
+    with EmbeddedRepository(cluster.parent_path) as parent:
+        lost = parent.add_attachment(job, "a.txt", b"first", user=ADMIN)
+    assert cluster.replicate().status_code == 0
+    _restore(backup, cluster.parent_path)
+    with EmbeddedRepository(cluster.parent_path) as parent:
+        again = parent.add_attachment(job, "b.txt", b"second", user=ADMIN)
+    assert again.id == lost.id
+    assert cluster.replicate(["Child1"]).status_code == 0
+
+    outcome = cluster.sync()
+
+    assert outcome.status_code == 0, [c.error for c in outcome.children]
+    cluster.assert_converged()
+    with EmbeddedRepository(cluster.child_paths["Child2"]) as child:
+        assert sorted(a.filename for a in child.attachments(job)) == ["a.txt", "b.txt"]
+
+
 def test_an_id_taken_at_a_child_by_hand_is_reported_in_both_directions(tmp_path):
     cluster = make_cluster(tmp_path)
     taken = _create(cluster.parent_path, "made at the parent")

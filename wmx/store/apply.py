@@ -108,23 +108,30 @@ def _insert(target: ApplyTarget, change: Change, context: MergeContext,
             report: ApplyReport) -> Optional[StoredVersion]:
     if change.int_id is not None and not change.deleted and \
             target.id_taken(change.kind, change.int_id, change.guid):
-        clash = merge.settle_id_clash(change, context, resent=target.logged_as_loser(change))
+        clash = merge.settle_id_clash(
+            change, context, resent=context.from_child and target.logged_as_loser(change))
         if clash is IdClash.RESENT:
             report.unchanged += 1
             return None
         if clash is IdClash.REFUSED:
             report.conflicts.append(_log(target, change, None, "id_collision"))
             return None
-        renumbered = merge.renumbered(change, target.free_int_id(change.kind, change.origin),
-                                      hlc=target.stamp(), origin=target.node_id)
-        report.conflicts.append(_log(target, change, renumbered, "id_renumbered"))
-        report.renumbered.append(renumbered)
-        change = renumbered
+        if clash is IdClash.RENUMBERED:
+            change = _renumber(target, change, report)
     change = _named(target, change, context, report)
     seq = target.write(change, None)
     report.inserted += not change.deleted
     report.deleted += change.deleted
     return StoredVersion(change, seq)
+
+
+def _renumber(target: ApplyTarget, change: Change, report: ApplyReport) -> Change:
+    """The newcomer under the next free id of its node's block; the clash is logged."""
+    renumbered = merge.renumbered(change, target.free_int_id(change.kind, change.origin),
+                                  hlc=target.stamp(), origin=target.node_id)
+    report.conflicts.append(_log(target, change, renumbered, "id_renumbered"))
+    report.renumbered.append(renumbered)
+    return renumbered
 
 
 def _named(target: ApplyTarget, change: Change, context: MergeContext,

@@ -56,12 +56,18 @@ class IdClash(enum.Enum):
     """Not applied; kept in the conflict log (never overwrites the holder)."""
     RENUMBERED = "renumbered"
     """Kept under the next free id of its node's block; the clash is logged."""
+    ACCEPTED = "accepted"
+    """Applied as it is: the parent settles ids for its cluster, so the local element that
+    holds the id is one the parent has renumbered (its new version follows in the feed) or
+    will renumber when it next consolidates this child. Both share the id until then."""
 
 
 def settle_id_clash(change: Change, context: MergeContext, *, resent: bool) -> IdClash:
+    if not context.from_child:
+        return IdClash.ACCEPTED
     if resent:
         return IdClash.RESENT
-    if context.from_child and change.kind in RENUMBERED_KINDS:
+    if change.kind in RENUMBERED_KINDS:
         return IdClash.RENUMBERED
     return IdClash.REFUSED
 
