@@ -15,6 +15,7 @@ from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
 from wmx.model.changes import ConflictPolicy
+from wmx.remote import forget_servers
 from wmx.repository import open_repository, open_store
 from wmx.repository.jobs import ServedRepository
 from wmx.repository.setup import initialise
@@ -155,13 +156,25 @@ def make_cluster(folder: Path, children: int = 2, *, replicated: bool = True,
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Every test (and every process it starts) keeps wmx's state folder in a temporary
-    folder, never in the user's own data folder."""
+def _session_state_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The state folder of what module and session fixtures set up (never the user's)."""
     patch = pytest.MonkeyPatch()
     patch.setenv("WMX_STATE_DIR", str(tmp_path_factory.mktemp("wmx-state")))
     yield
     patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def _state_folder(_session_state_folder: None, tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test (and every process it starts) keeps wmx's state folder in a temporary
+    folder of its own, never in the user's data folder, and starts with a process that has
+    met no server: over a long run ports are reused, and a mirror or verdict left by an Esri
+    double on one port must not decide what a later test's server on that port is."""
+    monkeypatch.setenv("WMX_STATE_DIR", str(tmp_path_factory.mktemp("wmx-state")))
+    forget_servers()
+    yield
+    forget_servers()
 
 
 @pytest.fixture

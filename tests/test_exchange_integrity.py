@@ -254,14 +254,16 @@ def test_export_honours_overwrite_output_for_a_file_already_there(tmp_path, monk
     monkeypatch.setattr(exchange, "export_file_name", lambda name, moment: "Parent.jxl")
     existing = folder / "Parent.jxl"
     existing.write_text("an older export", encoding="utf-8")
-    monkeypatch.setattr(arcpy.env, "overwriteOutput", overwrite)
+    with arcpy.EnvManager(overwriteOutput=overwrite):
+        if overwrite:
+            result = arcpy.ExportJobData_wmx(str(folder), str(cluster.parent_path))
+        else:
+            with pytest.raises(arcpy.ExecuteError) as refused:
+                arcpy.ExportJobData_wmx(str(folder), str(cluster.parent_path))
     if overwrite:
-        result = arcpy.ExportJobData_wmx(str(folder), str(cluster.parent_path))
         assert result.getOutput(1) == str(existing)
         assert existing.read_text(encoding="utf-8") != "an older export"
     else:
-        with pytest.raises(arcpy.ExecuteError) as refused:
-            arcpy.ExportJobData_wmx(str(folder), str(cluster.parent_path))
         assert refused.value.code == 725
         assert f"Dataset {existing} already exists." in str(refused.value)
         assert existing.read_text(encoding="utf-8") == "an older export"

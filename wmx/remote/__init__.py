@@ -50,6 +50,14 @@ def _identify(location: str, *, token: Optional[str], timeout: Optional[float],
     return verdict, node
 
 
+def forget_servers() -> None:
+    """Forget this process's verdicts (each server is probed again on next contact, unless
+    it has a mirror): for a process that outlives the servers it met, such as a test run in
+    which a later server takes an earlier one's port."""
+    with _KNOWN_LOCK:
+        _KNOWN.clear()
+
+
 def open_service(location: str, token: Optional[str] = None, *, user: Optional[str] = None,
                  **options: Any) -> Repository:
     """The repository at a WMServer URL: an Esri server's mirror-backed client, or the
@@ -70,4 +78,4 @@ def open_service(location: str, token: Optional[str] = None, *, user: Optional[s
     return RestRepository(location, token=token, user=user, node_answer=node, **options)
 
 
-__all__ = ["is_esri_server", "open_service"]
+__all__ = ["forget_servers", "is_esri_server", "open_service"]
