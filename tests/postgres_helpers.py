@@ -1,12 +1,13 @@
 """A throwaway PostgreSQL server for the tests, and one fresh repository schema per test.
 
 The session fixture :func:`postgres_server` uses ``WMX_TEST_POSTGRES`` (a libpq URI of an
-existing server) when set; otherwise it finds ``initdb``/``pg_ctl`` (on ``PATH``, then in
-``/usr/lib/postgresql/*/bin``) and starts a cluster of its own in a temporary folder, on
-127.0.0.1 and a free port, stopped and removed at the end. PostgreSQL refuses to run as root, so
-as root (the sandbox and CI) the cluster belongs to the system user ``wmxpg`` (created once)
-and its programs run through ``runuser``. Without a server the PostgreSQL tests are skipped,
-except under ``WMX_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), where they fail.
+existing server) when set; otherwise it starts a throwaway cluster of its own
+(:func:`wmx.store.postgres_cluster.own_cluster`: ``initdb``/``pg_ctl`` on ``PATH``, then in
+``/usr/lib/postgresql/*/bin``; 127.0.0.1, a free port, stopped and removed at the end).
+PostgreSQL refuses to run as root, so as root (the sandbox and CI) the cluster belongs to the
+system user ``wmxpg`` (created once) and its programs run through ``runuser``. Without a
+server the PostgreSQL tests are skipped, except under ``WMX_REQUIRE_POSTGRES=1`` (set by
+``.ci/run``), where they fail.
 
 The cluster asks TCP clients for a password (scram-sha-256), read from a pgpass file the
 fixture writes and names in ``PGPASSFILE``, so the password-hygiene tests have a real secret to
@@ -16,158 +17,29 @@ look for. Import the fixtures explicitly; never start servers from conftest.py.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Optional
 
-import attrs
 import pytest
+
+from wmx.store.postgres_cluster import (  # noqa: F401  (re-exported for the tests)
+    DATABASE,
+    SUPERUSER,
+    SYSTEM_USER,
+    PostgresServer,
+    find_program,
+    own_cluster,
+)
+from wmx.store.postgres_cluster import free_port as _free_port  # noqa: F401
+from wmx.store.postgres_cluster import server_version as _version
+from wmx.store.postgres_cluster import sql as _sql
 
 REQUIRE_VARIABLE = "WMX_REQUIRE_POSTGRES"
 SERVER_VARIABLE = "WMX_TEST_POSTGRES"
-SYSTEM_USER = "wmxpg"
-DATABASE = "wmx_test"
-SUPERUSER = "wmx"
-
-
-@attrs.frozen
-class PostgresServer:
-    """A running server: ``uri`` names its test database without a password (libpq finds
-    it in the pgpass file); ``password`` is the secret behind it, when the fixture knows it."""
-
-    uri: str
-    password: Optional[str]
-    version: str
-
-    def location(self, schema: str) -> str:
-        """The repository location of one schema of the test database."""
-        return f"{self.uri}{'&' if '?' in self.uri else '?'}schema={schema}"
-
-    def uri_with_password(self) -> str:
-        """The test database's URI with the password written into it (SPEC §2.7 accepts it)."""
-        assert self.password is not None
-        scheme, user, host = self.parts()
-        return f"{scheme}://{user}:{self.password}@{host}"
-
-    def parts(self) -> tuple[str, str, str]:
-        """Scheme, user (without any password) and ``host:port/db…`` of :attr:`uri`."""
-        scheme, rest = self.uri.split("://", 1)
-        user, host = rest.rsplit("@", 1)
-        return scheme, user.split(":", 1)[0], host
-
-
-def find_program(name: str) -> Optional[str]:
-    """``initdb``, ``pg_ctl``... on PATH, else from the newest Debian PostgreSQL install."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                        key=lambda path: int(Path(path).parts[-3]) if
-                        Path(path).parts[-3].isdigit() else 0)
-    return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _is_root() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-def _as_owner(command: list[str]) -> list[str]:
-    """Run a PostgreSQL program as the cluster's owner (``wmxpg`` when we are root)."""
-    return ["runuser", "-u", SYSTEM_USER, "--", *command] if _is_root() else command
-
-
-def _ensure_system_user() -> None:
-    import pwd
-
-    try:
-        pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/false",
-                        SYSTEM_USER], check=True, capture_output=True)
-
-
-def _run(command: list[str], folder: Path) -> str:
-    """Run a PostgreSQL program as the cluster's owner, from the cluster's folder (the owner
-    may not enter the current one: a checkout under /root)."""
-    done = subprocess.run(_as_owner(command), capture_output=True, text=True, timeout=120,
-                          cwd=folder)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-@contextlib.contextmanager
-def own_cluster() -> Iterator[PostgresServer]:
-    """A new cluster in a temporary folder, removed (with its data) when the block ends."""
-    initdb, pg_ctl = find_program("initdb"), find_program("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        raise FileNotFoundError("initdb/pg_ctl not found (install the postgresql package)")
-    folder = Path(tempfile.mkdtemp(prefix="wmx-pg-"))
-    password = secrets.token_urlsafe(18)
-    data = folder / "data"
-    try:
-        if _is_root():
-            _ensure_system_user()
-            shutil.chown(folder, SYSTEM_USER)
-        password_file = folder / "password"
-        password_file.write_text(password + "\n", encoding="utf-8")
-        if _is_root():
-            shutil.chown(password_file, SYSTEM_USER)
-        _run([initdb, "-D", str(data), "-U", SUPERUSER, "--pwfile", str(password_file),
-              "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync",
-              "--no-instructions"], folder)
-        password_file.unlink()
-        port = _free_port()
-        options = (f"-c listen_addresses=127.0.0.1 -c port={port} -k {data}"
-                   " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-                   " -c max_connections=200")
-        _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "server.log"),
-              "-w", "-t", "60", "start"], folder)
-        try:
-            pgpass = folder / "pgpass"
-            pgpass.write_text(f"127.0.0.1:{port}:*:{SUPERUSER}:{password}\n", encoding="utf-8")
-            pgpass.chmod(0o600)
-            os.environ["PGPASSFILE"] = str(pgpass)
-            admin = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
-            _sql(admin, f"CREATE DATABASE {DATABASE}")
-            uri = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{DATABASE}"
-            yield PostgresServer(uri, password, _version(uri))
-        finally:
-            os.environ.pop("PGPASSFILE", None)
-            subprocess.run(_as_owner([pg_ctl, "-D", str(data), "-m", "immediate", "-w",
-                                      "stop"]), capture_output=True, timeout=60, cwd=folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _sql(uri: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(uri, autocommit=True) as connection:
-        connection.execute(statement)
-
-
-def _version(uri: str) -> str:
-    import psycopg
-
-    with psycopg.connect(uri) as connection:
-        row = connection.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "?"
 
 
 def _unavailable(reason: str) -> None:

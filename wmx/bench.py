@@ -15,7 +15,10 @@ side, in one run, the figures that SPEC §4 sets targets for:
 * the **peak RSS** of a 1,000,000-row replicate, measured in a child process of its own;
 * **Esri's server** (the strict double of ``tests/esri_double.py``, in a process of its own, with
   a simulated per-request latency): the first run against it (mirror built) and a sync with
-  nothing new, as seconds, requests and requests per job, at 1,000 and 10,000 jobs.
+  nothing new, as seconds, requests and requests per job, at 1,000 and 10,000 jobs;
+* **PostgreSQL** (``wmx.bench_postgres``): replicate embedded → PostgreSQL as a ratio to a raw
+  ``COPY`` of the same rows, and REST writes through two ``wmx serve`` processes on one
+  PostgreSQL repository as a ratio to one process (skipped, with the reason, without a server).
 
 Every figure that has a physical limit is reported as a ratio to the raw copy measured in the
 same run, so the verdicts hold on a slow or noisy machine. Timings use ``time.perf_counter``,
@@ -46,6 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from wmx import bench_postgres
 from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import DEFAULT_PAGE_SIZE as REPLICATE_PAGE_SIZE
 from wmx.engine.replicate import replicate
@@ -87,12 +91,13 @@ TARGETS = {
     "replicate_peak_rss": ("MB", "<", 100.0),
     "esri_first_sync": ("seconds", "<", 60.0),
     "esri_noop_sync": ("seconds", "<", 60.0),
+    **bench_postgres.TARGETS,
 }
 """SPEC §4: figure -> (unit, comparison, threshold). The Esri targets are set for 10,000 jobs
 and judged at the largest size measured (the verdict names it)."""
 
 SMOKE = {"rows": 3_000, "small_rows": 600, "changes": 10, "repeat": 2, "noop_children": 10,
-         "rss_rows": 3_000, "esri_jobs": (10, 30)}
+         "rss_rows": 3_000, "esri_jobs": (10, 30), **bench_postgres.SMOKE}
 
 ESRI_DOUBLE = Path(__file__).resolve().parent.parent / "tests" / "esri_double.py"
 """The strict double of Esri's WMServer; found beside the package in a source checkout only."""
@@ -143,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds the Esri double waits per request (0.005)")
     parser.add_argument("--skip-esri", action="store_true",
                         help="skip the figures against the Esri double")
+    bench_postgres.add_arguments(parser)
     parser.add_argument("--output", default="bench-results.json",
                         help="where to write the JSON results (default bench-results.json)")
     parser.add_argument("--folder", type=Path, default=None,
@@ -876,6 +882,10 @@ class Bench:
                      f"latency floor {run['latency_floor_s']:.1f} s")
         return {"jobs": jobs, "rows": rows, "first_sync": first, "noop_sync": noop}
 
+    def postgres(self) -> None:
+        self.figures["postgres"] = bench_postgres.measure(
+            self.args, Path(self.repositories["large"]["path"]), replicate_once, self.say)
+
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
         self.generate()
@@ -885,6 +895,7 @@ class Bench:
         self.sync_scaling()
         self.noop_sync_http()
         self.esri_sync()
+        self.postgres()
         return self.results(time.perf_counter() - started)
 
     def results(self, elapsed: float) -> dict[str, Any]:
@@ -901,6 +912,7 @@ class Bench:
             "replicate_peak_rss": self.figures["replicate_peak_rss"].get("peak_rss_mb"),
             "esri_first_sync": largest.get("first_sync", {}).get("seconds"),
             "esri_noop_sync": largest.get("noop_sync", {}).get("seconds"),
+            **bench_postgres.measured(self.figures["postgres"]),
         }
         for key, (unit, op, threshold) in TARGETS.items():
             value = measured[key]
@@ -923,7 +935,8 @@ class Bench:
                 "smoke", "rows", "small_rows", "rss_rows", "changes", "noop_children",
                 "repeat", "http_repeat", "seed", "history", "holds", "attachments",
                 "attachment_bytes", "config_size", "page_size", "skip_http", "esri_jobs",
-                "esri_latency", "skip_esri")},
+                "esri_latency", "skip_esri", "skip_postgres", "serve_writes",
+                "serve_clients")},
             "repositories": {key: {k: v for k, v in info.items() if k != "path"}
                              for key, info in self.repositories.items()},
             "figures": self.figures,
@@ -984,6 +997,7 @@ def table(results: dict[str, Any]) -> str:
     rows.append((f"peak RSS, replicate of {rss['rows']:,} rows",
                  _fmt(rss.get("peak_rss_mb"), "{:10.0f} MB"), "", met("replicate_peak_rss")))
     rows.extend(_esri_rows(f["esri"], verdict, met))
+    rows.extend(bench_postgres.table_rows(f["postgres"], met))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in rows]

@@ -1,0 +1,331 @@
+"""The PostgreSQL figures of the benchmark (``python -m wmx.bench``; SPEC §4):
+
+* **replicate embedded → PostgreSQL** against the **raw limit**: the rows of the large parent's
+  ``elements`` table (the raw sqlite copy's columns) read with ``sqlite3`` and ``COPY … FROM
+  STDIN``-ed with psycopg into a plain table of the store's element-table definition, in a
+  scratch schema, one transaction. Rows/s of both and their ratio (target ≥ 0.5), medians over
+  ``--repeat`` after a warm-up of each;
+* **REST writes through ``wmx serve``**: a fixed number of ``jobs/create`` POSTs (Esri's
+  documented call) from a fixed number of client threads, through one real ``wmx serve``
+  process on a PostgreSQL repository, then spread over two such processes on the same
+  repository (same requests, same threads). Writes/s of both and the ratio two / one (target
+  ≥ 1.5 on 2 cores).
+
+The server: ``--postgres URI`` or ``WMX_BENCH_POSTGRES`` (a libpq URI; scratch schemas are made
+in its database and dropped at the end), else a throwaway cluster
+(:func:`wmx.store.postgres_cluster.own_cluster`) when ``initdb``/``pg_ctl`` are found. Without
+either, or without psycopg, or with ``--skip-postgres``, the figures are reported skipped with
+the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from wmx.model.changes import ROW_FIELDS
+
+SERVER_VARIABLE = "WMX_BENCH_POSTGRES"
+USER = "wmxbench"
+TARGETS = {
+    "replicate_postgres": ("ratio to raw COPY", ">=", 0.50),
+    "serve_postgres_scaling": ("two / one serve processes", ">=", 1.50),
+}
+"""SPEC §4: figure -> (unit, comparison, threshold)."""
+SMOKE = {"serve_writes": 40, "serve_clients": 4}
+COLUMNS = (*ROW_FIELDS, "seq")
+
+Replicator = Callable[[str, str, str, Optional[int]], int]
+"""``replicate_once(parent, child, name, page_size)`` -> rows loaded (wmx.bench's)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--postgres", metavar="URI", default=None,
+                        help=f"PostgreSQL server for the PostgreSQL figures (libpq URI; default "
+                             f"${SERVER_VARIABLE}, else a throwaway cluster when initdb and "
+                             "pg_ctl are found)")
+    parser.add_argument("--skip-postgres", action="store_true",
+                        help="skip the PostgreSQL figures")
+    parser.add_argument("--serve-writes", type=int, default=2_000,
+                        help="jobs/create writes per measured wmx serve run (default 2000)")
+    parser.add_argument("--serve-clients", type=int, default=8,
+                        help="client threads driving the wmx serve writes (default 8)")
+
+
+# --- the server --------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def postgres_server(args: argparse.Namespace) -> Iterator[tuple[Optional[str], str]]:
+    """``(uri, where it came from)``, or ``(None, why there is none)``."""
+    if args.skip_postgres:
+        yield None, "--skip-postgres"
+        return
+    try:
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError:
+        yield None, "psycopg/psycopg_pool are not installed (pip install 'wmx[postgresql]')"
+        return
+    given = args.postgres or os.environ.get(SERVER_VARIABLE)
+    if given:
+        yield given, "--postgres" if args.postgres else SERVER_VARIABLE
+        return
+    from wmx.store.postgres_cluster import own_cluster
+
+    cluster = own_cluster(database="wmx_bench")
+    try:
+        server = cluster.__enter__()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        yield None, f"no server given and no throwaway cluster: {exc}"
+        return
+    try:
+        yield server.uri, f"throwaway cluster (PostgreSQL {server.version})"
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+def _location(uri: str, schema: str) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}schema={schema}"
+
+
+class Schemas:
+    """Scratch schemas of one run, all dropped at the end."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.made: list[str] = []
+
+    def new(self, prefix: str) -> str:
+        schema = f"wmxbench_{prefix}_{uuid.uuid4().hex[:10]}"
+        self.made.append(schema)
+        return schema
+
+    def drop(self, schema: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.uri, autocommit=True) as connection:
+            connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+                               .format(sql.Identifier(schema)))
+
+    def drop_all(self) -> None:
+        for schema in self.made:
+            self.drop(schema)
+        self.made.clear()
+
+
+# --- the figures -------------------------------------------------------------------------------
+
+def raw_copy(parent: Path, uri: str, schema: str) -> int:
+    """The limit: the parent's element rows (same columns as bench.raw_copy) read with sqlite3
+    and COPY-ed into a fresh plain table of the store's element definition, one transaction."""
+    import psycopg
+    from psycopg import sql
+
+    from wmx.store import postgres
+
+    names = ", ".join(COLUMNS)
+    with contextlib.closing(sqlite3.connect(str(parent), isolation_level=None)) as source, \
+            psycopg.connect(uri) as target:
+        target.execute(sql.SQL("DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}")
+                       .format(sql.Identifier(schema)))
+        target.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        target.execute(postgres._ELEMENT_TABLE.format(table="elements", key=" PRIMARY KEY"))
+        source.execute("BEGIN")
+        rows = source.execute(f"SELECT {names} FROM elements")
+        with target.cursor() as cursor, cursor.copy(
+                f"COPY elements ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        count = target.execute("SELECT COUNT(*) FROM elements").fetchone()
+        source.execute("COMMIT")
+        target.commit()
+    return int(count[0]) if count else 0
+
+
+def replicate_figure(args: argparse.Namespace, parent: Path, uri: str, schemas: Schemas,
+                     replicate_once: Replicator,
+                     say: Callable[[str], None]) -> dict[str, Any]:
+    from wmx.repository.setup import initialise
+
+    say("raw COPY into PostgreSQL vs replicate embedded -> PostgreSQL...")
+    raw_schema = schemas.new("raw")
+    child = _location(uri, schemas.new("child"))
+    initialise(child, name="PgChild", config="minimum", admin=USER).close()
+    raw_copy(parent, uri, raw_schema)  # warm-up of both
+    replicate_once(str(parent), child, "PgChild", args.page_size)
+    raw_times, wmx_times = [], []
+    rows = 0
+    for _ in range(max(1, args.repeat)):
+        started = time.perf_counter()
+        rows = raw_copy(parent, uri, raw_schema)
+        raw_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        loaded = replicate_once(str(parent), child, "PgChild", args.page_size)
+        wmx_times.append(time.perf_counter() - started)
+        if loaded != rows:
+            raise RuntimeError(f"replicate to PostgreSQL loaded {loaded} rows, COPY {rows}")
+        say(f"  raw COPY {raw_times[-1]:.2f} s, replicate {wmx_times[-1]:.2f} s")
+    schemas.drop(raw_schema)
+    raw, seconds = statistics.median(raw_times), statistics.median(wmx_times)
+    return {
+        "raw_copy": {"rows": rows, "seconds": raw, "rows_per_s": rows / raw,
+                     "samples": raw_times},
+        "replicate": {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
+                      "ratio_to_raw_copy": raw / seconds, "samples": wmx_times},
+    }
+
+
+class ServeProcess:
+    """``wmx serve LOCATION`` in a process of its own; ``url`` once it listens."""
+
+    def __init__(self, location: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wmx", "serve", location, "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"http://\S+", line)
+        if not found:
+            rest = self.process.stdout.read()[:2000] if self.process.poll() is not None else ""
+            self.close()
+            raise RuntimeError(f"wmx serve did not start: {line}{rest}")
+        self.url = found.group(0).rstrip("/")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(30)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def drive_writes(urls: list[str], writes: int, clients: int) -> float:
+    """``writes`` jobs/create POSTs from ``clients`` threads, thread i on ``urls[i % n]``, each
+    thread with a keep-alive session of its own; the wall-clock seconds of them all."""
+    import requests
+
+    clients = max(1, min(clients, writes))
+    shares = [writes // clients + (1 if index < writes % clients else 0)
+              for index in range(clients)]
+    failures: list[str] = []
+    start = threading.Barrier(clients + 1)
+
+    def client(index: int) -> None:
+        url = f"{urls[index % len(urls)]}/jobs/create"
+        with requests.Session() as session:
+            start.wait()
+            for _ in range(shares[index]):
+                body = session.post(url, data={"f": "json", "user": USER, "jobTypeId": 1,
+                                               "numJobs": 1}, timeout=60).json()
+                if not body.get("jobIds"):
+                    failures.append(str(body)[:300])
+                    return
+
+    threads = [threading.Thread(target=client, args=(index,), daemon=True)
+               for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"jobs/create through wmx serve failed: {failures[0]}")
+    return seconds
+
+
+def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
+                 say: Callable[[str], None]) -> dict[str, Any]:
+    from wmx.repository.setup import initialise
+
+    writes, clients = max(1, args.serve_writes), max(1, args.serve_clients)
+    say(f"REST writes through wmx serve on PostgreSQL: {writes:,} jobs/create from "
+        f"{clients} client threads, one process vs two...")
+    location = _location(uri, schemas.new("serve"))
+    initialise(location, name="BenchServe", config="quick", admin=USER).close()
+    one_times, two_times = [], []
+    with contextlib.ExitStack() as stack:
+        servers = [ServeProcess(location)]
+        stack.callback(servers[0].close)
+        servers.append(ServeProcess(location))
+        stack.callback(servers[1].close)
+        urls = [server.url for server in servers]
+        drive_writes(urls, min(writes, 4 * clients), clients)  # warm-up of both processes
+        for _ in range(max(1, args.repeat)):
+            one_times.append(drive_writes(urls[:1], writes, clients))
+            two_times.append(drive_writes(urls, writes, clients))
+            say(f"  one process {one_times[-1]:.2f} s, two {two_times[-1]:.2f} s")
+    one, two = statistics.median(one_times), statistics.median(two_times)
+    return {
+        "writes": writes, "clients": clients, "cpus": os.cpu_count(),
+        "one_process": {"seconds": one, "writes_per_s": writes / one, "samples": one_times},
+        "two_processes": {"seconds": two, "writes_per_s": writes / two, "samples": two_times},
+        "ratio": one / two,
+    }
+
+
+def measure(args: argparse.Namespace, parent: Path, replicate_once: Replicator,
+            say: Callable[[str], None]) -> dict[str, Any]:
+    """The ``postgres`` figures of the results: ``{"skipped": True, "reason": ...}`` without
+    a server, else the server's origin, ``replicate`` and ``serve``."""
+    with postgres_server(args) as (uri, origin):
+        if uri is None:
+            say(f"PostgreSQL figures skipped: {origin}")
+            return {"skipped": True, "reason": origin}
+        say(f"PostgreSQL: {origin}")
+        schemas = Schemas(uri)
+        try:
+            figures: dict[str, Any] = {"server": origin}
+            figures.update(replicate_figure(args, parent, uri, schemas, replicate_once, say))
+            figures["serve"] = serve_figure(args, uri, schemas, say)
+        finally:
+            schemas.drop_all()
+        return figures
+
+
+def measured(figures: dict[str, Any]) -> dict[str, Optional[float]]:
+    """The values the :data:`TARGETS` judge (None when skipped)."""
+    if figures.get("skipped"):
+        return {key: None for key in TARGETS}
+    return {"replicate_postgres": figures["replicate"]["ratio_to_raw_copy"],
+            "serve_postgres_scaling": figures["serve"]["ratio"]}
+
+
+def table_rows(figures: dict[str, Any],
+               met: Callable[[str], str]) -> list[tuple[str, str, str, str]]:
+    """The PostgreSQL rows of the benchmark's table."""
+    if figures.get("skipped"):
+        return [("PostgreSQL", f"skipped ({figures['reason']})", "",
+                 met("replicate_postgres"))]
+    raw, copied, serve = figures["raw_copy"], figures["replicate"], figures["serve"]
+    rows = [
+        (f"raw COPY into PostgreSQL ({raw['rows']:,} rows)",
+         f"{raw['rows_per_s']:>10,.0f} rows/s  {raw['seconds']:7.2f} s", "1.00", "(the limit)"),
+        ("replicate embedded -> PostgreSQL",
+         f"{copied['rows_per_s']:>10,.0f} rows/s  {copied['seconds']:7.2f} s",
+         f"{copied['ratio_to_raw_copy']:.2f}", met("replicate_postgres")),
+        (f"REST jobs/create, {serve['writes']:,} writes, {serve['clients']} clients: "
+         "one wmx serve",
+         f"{serve['one_process']['writes_per_s']:>10,.0f} writes/s", "", ""),
+        ("  two wmx serve processes, one PostgreSQL repository",
+         f"{serve['two_processes']['writes_per_s']:>10,.0f} writes/s", "", ""),
+        ("  writes/s two / one", f"{serve['ratio']:10.2f} x", "", met("serve_postgres_scaling")),
+    ]
+    return rows
