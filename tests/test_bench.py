@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import pytest
@@ -12,10 +13,10 @@ import requests
 from wmx import bench
 
 FIGURES = ("raw_copy", "replicate_embedded", "replicate_http", "sync_small", "sync_large",
-           "sync_scaling", "noop_sync_http", "replicate_peak_rss", "esri")
+           "sync_scaling", "noop_sync_http", "replicate_peak_rss", "esri", "postgres")
 TINY = ["--smoke", "--rows", "400", "--small-rows", "150", "--rss-rows", "400",
         "--changes", "4", "--repeat", "1", "--esri-jobs", "2,5", "--esri-latency", "0",
-        "--quiet"]
+        "--serve-writes", "12", "--serve-clients", "3", "--quiet"]
 
 
 def _run(tmp_path, *extra: str) -> dict:
@@ -44,14 +45,39 @@ def _check_common(results: dict) -> None:
     assert results["parameters"]["rows"] == 400
 
 
+def _check_postgres(results: dict) -> None:
+    """The PostgreSQL figures are there, or skipped with a reason (never without PostgreSQL
+    where CI requires it)."""
+    figure = results["figures"]["postgres"]
+    verdicts = {t["figure"]: t for t in results["targets"]}
+    if figure.get("skipped"):
+        assert figure["reason"]
+        assert os.environ.get("WMX_REQUIRE_POSTGRES") != "1" or \
+            figure["reason"] == "--skip-postgres", figure["reason"]
+        assert verdicts["replicate_postgres"]["measured"] is None
+        assert verdicts["serve_postgres_scaling"]["measured"] is None
+        return
+    raw, copied, serve = figure["raw_copy"], figure["replicate"], figure["serve"]
+    assert raw["rows"] == copied["rows"] > 0 and raw["rows_per_s"] > 0
+    assert copied["ratio_to_raw_copy"] == raw["seconds"] / copied["seconds"]
+    assert serve["writes"] == 12 and serve["clients"] == 3
+    for key in ("one_process", "two_processes"):
+        assert serve[key]["writes_per_s"] == 12 / serve[key]["seconds"] > 0
+    assert serve["ratio"] == serve["one_process"]["seconds"] / serve["two_processes"]["seconds"]
+    assert verdicts["replicate_postgres"]["measured"] == copied["ratio_to_raw_copy"]
+    assert verdicts["serve_postgres_scaling"]["measured"] == serve["ratio"]
+    assert verdicts["serve_postgres_scaling"]["target"] == ">= 1.5"
+
+
 def _settings(*argv: str) -> argparse.Namespace:
     return bench._settings(bench.build_parser().parse_args(list(argv)), list(argv))
 
 
 def test_smoke_run_reports_every_figure_without_http(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "ESRI_DOUBLE", tmp_path / "tests" / "esri_double.py")
-    results = _run(tmp_path, "--skip-http")
+    results = _run(tmp_path, "--skip-http", "--skip-postgres")
     _check_common(results)
+    assert results["figures"]["postgres"] == {"skipped": True, "reason": "--skip-postgres"}
     assert results["figures"]["replicate_http"] == {"skipped": True}
     assert results["figures"]["noop_sync_http"] == {"skipped": True}
     skipped = {t["figure"]: t for t in results["targets"]}
@@ -63,17 +89,20 @@ def test_smoke_run_reports_every_figure_without_http(tmp_path, capsys, monkeypat
     assert esri["skipped"] is True and "esri_double.py is not here" in esri["reason"]
     assert skipped["esri_first_sync"]["met"] is None and skipped["esri_noop_sync"]["met"] is None
     assert "Esri server (double)" in table
+    assert "PostgreSQL" in table and "skipped (--skip-postgres)" in table
 
 
 def test_smoke_run_over_http_carries_the_esri_figures_targets_and_verdicts(tmp_path, capsys):
     pytest.importorskip("waitress")
     results = _run(tmp_path, "--noop-children", "2")
     _check_common(results)
+    _check_postgres(results)
     http = results["figures"]["replicate_http"]
     assert http["rows"] == results["figures"]["raw_copy"]["rows"] and http["ratio_to_raw"] > 0
     assert results["figures"]["noop_sync_http"]["children"] == 2
     assert all(t["measured"] is not None for t in results["targets"]
-               if t["figure"] != "replicate_peak_rss")
+               if t["figure"] != "replicate_peak_rss" and t["figure"] not in
+               bench.bench_postgres.TARGETS)
     esri = results["figures"]["esri"]
     assert [size["jobs"] for size in esri["sizes"]] == [2, 5]
     assert esri["sizes"][0]["noop_sync"]["latency_floor_s"] == 0
@@ -87,6 +116,22 @@ def test_smoke_run_over_http_carries_the_esri_figures_targets_and_verdicts(tmp_p
     table = capsys.readouterr().out
     assert "Esri server (double, 0 ms/request, 8 connections)" in table
     assert "as parent, 5 jobs: nothing new" in table and "requests" in table
+    if not results["figures"]["postgres"].get("skipped"):
+        assert "replicate embedded -> PostgreSQL" in table and "two wmx serve" in table
+
+
+def test_without_a_server_or_the_programs_to_start_one_the_postgres_figures_say_why(
+        tmp_path, monkeypatch):
+    pytest.importorskip("psycopg")
+    from wmx.store import postgres_cluster
+
+    monkeypatch.delenv(bench.bench_postgres.SERVER_VARIABLE, raising=False)
+    monkeypatch.setattr(postgres_cluster, "find_program", lambda name: None)
+    figure = bench.bench_postgres.measure(_settings("--quiet"), tmp_path / "unused.wmxdb",
+                                          bench.replicate_once, lambda text: None)
+    assert figure["skipped"] is True and "initdb/pg_ctl not found" in figure["reason"]
+    assert bench.bench_postgres.measured(figure) == {
+        key: None for key in bench.bench_postgres.TARGETS}
 
 
 def test_the_esri_figures_count_every_request_of_the_first_run_and_of_a_sync_with_nothing_new(
