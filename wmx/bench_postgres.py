@@ -204,6 +204,14 @@ class ServeProcess:
             raise RuntimeError(f"wmx serve did not start: {line}{rest}")
         self.url = found.group(0).rstrip("/")
 
+    def cpu_seconds(self) -> Optional[float]:
+        """User + system CPU of the process so far (Linux ``/proc``; None elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
+
     def close(self) -> None:
         self.process.terminate()
         try:
@@ -251,6 +259,12 @@ def drive_writes(urls: list[str], writes: int, clients: int) -> float:
     return seconds
 
 
+def _spent(before: list[Optional[float]], after: list[Optional[float]]) -> Optional[float]:
+    """CPU seconds the server processes used between two readings (None if unreadable)."""
+    pairs = [(b, a) for b, a in zip(before, after) if b is not None and a is not None]
+    return sum(a - b for b, a in pairs) if len(pairs) == len(before) else None
+
+
 def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
                  say: Callable[[str], None]) -> dict[str, Any]:
     from wmx.repository.setup import initialise
@@ -260,7 +274,9 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
         f"{clients} client threads, one process vs two...")
     location = _location(uri, schemas.new("serve"))
     initialise(location, name="BenchServe", config="quick", admin=USER).close()
-    one_times, two_times = [], []
+    one_times: list[float] = []
+    two_times: list[float] = []
+    cpu: dict[str, list[Optional[float]]] = {"one_process": [], "two_processes": []}
     with contextlib.ExitStack() as stack:
         servers = [ServeProcess(location)]
         stack.callback(servers[0].close)
@@ -269,14 +285,20 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
         urls = [server.url for server in servers]
         drive_writes(urls, min(writes, 4 * clients), clients)  # warm-up of both processes
         for _ in range(max(1, args.repeat)):
-            one_times.append(drive_writes(urls[:1], writes, clients))
-            two_times.append(drive_writes(urls, writes, clients))
+            for key, times, used in (("one_process", one_times, servers[:1]),
+                                     ("two_processes", two_times, servers)):
+                before = [server.cpu_seconds() for server in used]
+                times.append(drive_writes([server.url for server in used], writes, clients))
+                after = [server.cpu_seconds() for server in used]
+                cpu[key].append(_spent(before, after))
             say(f"  one process {one_times[-1]:.2f} s, two {two_times[-1]:.2f} s")
     one, two = statistics.median(one_times), statistics.median(two_times)
     return {
         "writes": writes, "clients": clients, "cpus": os.cpu_count(),
-        "one_process": {"seconds": one, "writes_per_s": writes / one, "samples": one_times},
-        "two_processes": {"seconds": two, "writes_per_s": writes / two, "samples": two_times},
+        "one_process": {"seconds": one, "writes_per_s": writes / one, "samples": one_times,
+                        "server_cpu_s": cpu["one_process"]},
+        "two_processes": {"seconds": two, "writes_per_s": writes / two, "samples": two_times,
+                          "server_cpu_s": cpu["two_processes"]},
         "ratio": one / two,
     }
 
@@ -322,10 +344,16 @@ def table_rows(figures: dict[str, Any],
          f"{copied['rows_per_s']:>10,.0f} rows/s  {copied['seconds']:7.2f} s",
          f"{copied['ratio_to_raw_copy']:.2f}", met("replicate_postgres")),
         (f"REST jobs/create, {serve['writes']:,} writes, {serve['clients']} clients: "
-         "one wmx serve",
-         f"{serve['one_process']['writes_per_s']:>10,.0f} writes/s", "", ""),
+         "one wmx serve", _writes(serve["one_process"]), "", ""),
         ("  two wmx serve processes, one PostgreSQL repository",
-         f"{serve['two_processes']['writes_per_s']:>10,.0f} writes/s", "", ""),
+         _writes(serve["two_processes"]), "", ""),
         ("  writes/s two / one", f"{serve['ratio']:10.2f} x", "", met("serve_postgres_scaling")),
     ]
     return rows
+
+
+def _writes(run: dict[str, Any]) -> str:
+    spent = [value for value in run["server_cpu_s"] if value is not None]
+    cpu = f"  server CPU {statistics.median(spent) / run['seconds']:4.2f} cores" if spent \
+        else ""
+    return f"{run['writes_per_s']:>10,.0f} writes/s{cpu}"
