@@ -284,9 +284,10 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
         stack.callback(servers[1].close)
         urls = [server.url for server in servers]
         drive_writes(urls, min(writes, 4 * clients), clients)  # warm-up of both processes
-        for _ in range(max(1, args.repeat)):
-            for key, times, used in (("one_process", one_times, servers[:1]),
-                                     ("two_processes", two_times, servers)):
+        runs = (("one_process", one_times, servers[:1]), ("two_processes", two_times, servers))
+        for repeat in range(max(1, args.repeat)):
+            # each write makes the repository bigger: which goes first alternates
+            for key, times, used in runs[::-1] if repeat % 2 else runs:
                 before = [server.cpu_seconds() for server in used]
                 times.append(drive_writes([server.url for server in used], writes, clients))
                 after = [server.cpu_seconds() for server in used]
