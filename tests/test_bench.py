@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
+import re
 import time
 
 import pytest
@@ -37,12 +40,34 @@ def _check_common(results: dict) -> None:
         assert figures[key]["changed_jobs"] == 4
         assert figures[key]["seconds"] > 0 and figures[key]["raw_seconds"] > 0
     assert figures["sync_scaling"]["ratio"] > 0 and figures["sync_scaling"]["raw_ratio"] > 0
+    _check_changeset(results)
     assert figures["replicate_peak_rss"]["rows"] == figures["raw_copy"]["rows"]
     assert "peak_rss_mb" in figures["replicate_peak_rss"]
     assert [t["figure"] for t in results["targets"]] == list(bench.TARGETS)
     for verdict in results["targets"]:
         assert {"figure", "unit", "target", "measured", "met"} <= set(verdict)
     assert results["parameters"]["rows"] == 400
+
+
+def _check_changeset(results: dict) -> None:
+    """The session-changeset limit of each sync is measured wherever apsw has the session
+    extension (``dev`` installs it), and otherwise skipped with the reason: never missing."""
+    reason = bench.bench_changeset.unavailable()
+    verdicts = {t["figure"]: t for t in results["targets"]}
+    for size in ("small", "large"):
+        sync = results["figures"][f"sync_{size}"]
+        changeset, verdict = sync["changeset"], verdicts[f"sync_changeset_{size}"]
+        assert verdict["target"] == "<= 1.5" and verdict["unit"] == "sync / changeset time"
+        if reason is not None:
+            assert changeset == {"skipped": True, "reason": reason}
+            assert verdict["measured"] is None and verdict["met"] is None
+            continue
+        assert changeset["seconds"] > 0 and changeset["bytes"] > 0
+        assert len(changeset["samples"]) == len(sync["samples"])  # one per timed sync
+        assert changeset["changed_rows"] == sync["changed_rows"] == 2 * sync["changed_jobs"]
+        assert changeset["ratio"] == sync["seconds"] / changeset["seconds"]
+        assert verdict["measured"] == changeset["ratio"]
+        assert changeset["apsw"] and changeset["sqlite"]
 
 
 def _check_postgres(results: dict) -> None:
@@ -59,6 +84,13 @@ def _check_postgres(results: dict) -> None:
         return
     raw, copied, serve = figure["raw_copy"], figure["replicate"], figure["serve"]
     assert raw["rows"] == copied["rows"] > 0 and raw["rows_per_s"] > 0
+    sync = figure["sync"]
+    for size in ("small", "large"):  # the SQLite sync figures' sizes and changes
+        sqlite_sync = results["figures"][f"sync_{size}"]
+        for key in ("rows", "changed_jobs", "changed_rows"):
+            assert sync[size][key] == sqlite_sync[key]
+        assert len(sync[size]["samples"]) == len(sqlite_sync["samples"])
+    assert sync["ratio"] == sync["large"]["seconds"] / sync["small"]["seconds"] > 0
     assert copied["ratio_to_raw_copy"] == raw["seconds"] / copied["seconds"]
     assert serve["writes"] == 12 and serve["clients"] == 3
     for key in ("one_process", "two_processes"):
@@ -127,11 +159,44 @@ def test_without_a_server_or_the_programs_to_start_one_the_postgres_figures_say_
 
     monkeypatch.delenv(bench.bench_postgres.SERVER_VARIABLE, raising=False)
     monkeypatch.setattr(postgres_cluster, "find_program", lambda name: None)
-    figure = bench.bench_postgres.measure(_settings("--quiet"), tmp_path / "unused.wmxdb",
-                                          bench.replicate_once, lambda text: None)
+    figure = bench.bench_postgres.measure(_settings("--quiet"), {}, bench.replicate_once,
+                                          bench.Bench(_settings(), tmp_path).timed_syncs,
+                                          lambda text: None)
     assert figure["skipped"] is True and "initdb/pg_ctl not found" in figure["reason"]
     assert bench.bench_postgres.measured(figure) == {
         key: None for key in bench.bench_postgres.TARGETS}
+
+
+def test_without_apsw_the_changeset_figures_are_skipped_with_the_reason(tmp_path, monkeypatch,
+                                                                         capsys):
+    monkeypatch.setattr(bench.bench_changeset, "unavailable",
+                        lambda: "apsw is not installed (pip install 'wmx[bench]')")
+    results = _run(tmp_path, "--skip-http", "--skip-postgres", "--skip-esri")
+    _check_common(results)
+    assert results["figures"]["sync_large"]["changeset"]["reason"].startswith("apsw is not")
+    table = capsys.readouterr().out
+    assert re.search(r"same changes as a session changeset +skipped \(apsw is not installed",
+                     table)
+
+
+def test_the_changeset_baseline_applies_exactly_the_recorded_changes(tmp_path):
+    pytest.importorskip("apsw")
+    if bench.bench_changeset.unavailable():
+        pytest.skip(bench.bench_changeset.unavailable())
+    source = tmp_path / "source.db"
+    with contextlib.closing(bench._raw_connect(source)) as db:
+        db.execute(bench._element_table_sql())
+        bench._raw_upsert(db, [("g1", "job", 1, None, "Job 1", "{}", None, 1, "a", 0)])
+    pair = bench.bench_changeset.ChangesetPair(source, tmp_path / "r.db", tmp_path / "a.db")
+    rows = [("g1", "job", 1, None, "Job 1", '{"x": 1}', None, 2, "b", 0),
+            ("g2", "activity", 5, "g1", None, "{}", b"\x00", 3, "b", 0)]
+    assert pair.measure(functools.partial(bench._raw_upsert, rows=rows), bench.settle) > 0
+    assert pair.sizes[0] > 0 and len(pair.samples) == 1
+    columns = ", ".join(bench.RAW_COLUMNS)
+    for path in (pair.recorded, pair.applied):
+        with contextlib.closing(bench._raw_connect(path)) as db:
+            assert db.execute(f"SELECT {columns} FROM elements ORDER BY seq").fetchall() == [
+                (*rows[0], 2), (*rows[1], 3)]
 
 
 def test_the_esri_figures_count_every_request_of_the_first_run_and_of_a_sync_with_nothing_new(

@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from wmx import bench_postgres
+from wmx import bench_changeset, bench_postgres
 from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import DEFAULT_PAGE_SIZE as REPLICATE_PAGE_SIZE
 from wmx.engine.replicate import replicate
@@ -70,7 +70,7 @@ from wmx.model.records import (
     Notes,
     User,
 )
-from wmx.repository import open_repository
+from wmx.repository import open_repository, open_store
 from wmx.repository.base import Repository
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.repository.jobs import notes_guid
@@ -86,6 +86,8 @@ RAW_COLUMNS = (*ROW_FIELDS, "seq")
 TARGETS = {
     "replicate_embedded": ("ratio to raw copy", ">=", 0.90),
     "replicate_http": ("ratio to raw copy", ">=", 0.60),
+    "sync_changeset_small": ("sync / changeset time", "<=", 1.5),
+    "sync_changeset_large": ("sync / changeset time", "<=", 1.5),
     "sync_scaling": ("large / small sync time", "<=", 1.5),
     "noop_sync_http": ("seconds", "<=", 0.5),
     "replicate_peak_rss": ("MB", "<", 100.0),
@@ -452,6 +454,19 @@ def _raw_upsert(db: sqlite3.Connection, rows: list[tuple]) -> None:
     db.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def _recorded(parent: Path, child: Path, into: list[list[tuple]]) -> Iterator[None]:
+    """Appends to ``into`` the rows both repository files wrote inside the block (in log
+    order): the changes the next sync moves."""
+    heads = raw_head(parent), raw_head(child)
+    yield
+    rows: list[tuple] = []
+    for path, head in zip((parent, child), heads):
+        with contextlib.closing(_raw_connect(path)) as db:
+            rows.extend(_raw_rows(db, head))
+    into.append(rows)
+
+
 def _element_table_sql() -> str:
     from wmx.repository import embedded
 
@@ -753,52 +768,98 @@ class Bench:
         cases = (("sync_small", small, small_child, "SmallChild", self.repositories["small"]),
                  ("sync_large", Path(self.repositories["large"]["path"]), large_child,
                   "LargeChild", self.repositories["large"]))
+        changeset_reason = bench_changeset.unavailable()
         for key, parent, child, name, info in cases:
             self.say(f"sync of {args.changes} changed jobs in {info['rows']:,} rows...")
-            rng = random.Random(args.seed + 3)
-            targets = [ChildTarget(name, str(child))]
-            for _ in range(2):  # warm-up (and settle checkpoints)
-                sync_once(str(parent), targets, args.page_size)
-            times: list[float] = []
-            for _ in range(max(1, args.repeat) + 2):
-                expected = self._change_jobs(parent, child, info["jobs"], rng)
-                seconds, outcome = _timed(functools.partial(sync_once, str(parent), targets,
-                                                            args.page_size))
-                moved = outcome.children[0].pulled.writes + outcome.children[0].pushed.writes
-                if moved < expected:
-                    raise RuntimeError(f"sync moved {moved} rows, expected {expected}")
-                times.append(seconds)
+            changes: list[list[tuple]] = []
+            pair = None if changeset_reason else bench_changeset.ChangesetPair(
+                parent, *self._changeset_files(name))
+            figure = self.timed_syncs(str(parent), str(child), name, info,
+                                      functools.partial(_recorded, parent, child, changes))
             raw_times: list[float] = []
+            rng = random.Random(args.seed + 4)
             for _ in range(max(1, args.repeat) + 2):  # last: it leaves the checkpoints behind
                 heads = raw_head(parent), raw_head(child)
-                self._change_jobs(parent, child, info["jobs"], rng)
+                self._change_jobs(str(parent), str(child), info["jobs"], rng)
                 seconds, _ = _timed(functools.partial(raw_sync, parent, child, *heads))
                 raw_times.append(seconds)
-            self.figures[key] = {"rows": info["rows"], "changed_jobs": args.changes,
-                                 "changed_rows": expected, "seconds": _median(times),
-                                 "samples": times, "raw_seconds": _median(raw_times),
-                                 "raw_samples": raw_times}
-            self.say(f"  median {_median(times) * 1000:.0f} ms "
-                     f"(raw sqlite3: {_median(raw_times) * 1000:.0f} ms)")
-        small, large = self.figures["sync_small"], self.figures["sync_large"]
+            figure.update(raw_seconds=_median(raw_times), raw_samples=raw_times,
+                          changeset=self._changeset_figure(pair, changes, figure["seconds"],
+                                                           changeset_reason))
+            self.figures[key] = figure
+            self.say(f"  median {figure['seconds'] * 1000:.0f} ms (raw sqlite3: "
+                     f"{figure['raw_seconds'] * 1000:.0f} ms, changeset: "
+                     f"{_fmt(figure['changeset'].get('seconds'), '{:.3f} s')})")
+        small_figure, large_figure = self.figures["sync_small"], self.figures["sync_large"]
         self.figures["sync_scaling"] = {
-            "small_rows": small["rows"], "large_rows": large["rows"],
-            "ratio": large["seconds"] / small["seconds"],
-            "raw_ratio": large["raw_seconds"] / small["raw_seconds"]}
+            "small_rows": small_figure["rows"], "large_rows": large_figure["rows"],
+            "ratio": large_figure["seconds"] / small_figure["seconds"],
+            "raw_ratio": large_figure["raw_seconds"] / small_figure["raw_seconds"]}
 
-    def _change_jobs(self, parent: Path, child: Path, jobs: int, rng: random.Random) -> int:
+    def timed_syncs(self, parent: str, child: str, name: str, info: dict[str, Any],
+                    recording: Callable[[], contextlib.AbstractContextManager[Any]] =
+                    contextlib.nullcontext) -> dict[str, Any]:
+        """Two warm-up syncs of the pair, then ``--repeat`` + 2 timed syncs, each after
+        ``--changes`` changed jobs (made inside ``recording()``). Parent and child are any
+        stores' locations (the PostgreSQL figures use it too); ``info`` is the generated
+        repository's (rows, jobs). The figure: rows, changes, median seconds and samples."""
+        args = self.args
+        rng = random.Random(args.seed + 3)
+        targets = [ChildTarget(name, child)]
+        for _ in range(2):  # warm-up (and settle checkpoints)
+            sync_once(parent, targets, args.page_size)
+        times: list[float] = []
+        expected = 0
+        for _ in range(max(1, args.repeat) + 2):
+            with recording():
+                expected = self._change_jobs(parent, child, info["jobs"], rng)
+            seconds, outcome = _timed(functools.partial(sync_once, parent, targets,
+                                                        args.page_size))
+            moved = outcome.children[0].pulled.writes + outcome.children[0].pushed.writes
+            if moved < expected:
+                raise RuntimeError(f"sync moved {moved} rows, expected {expected}")
+            times.append(seconds)
+        return {"rows": info["rows"], "changed_jobs": args.changes, "changed_rows": expected,
+                "seconds": _median(times), "samples": times}
+
+    def _change_jobs(self, parent: str, child: str, jobs: int, rng: random.Random) -> int:
         """Change ``--changes`` jobs (half at the child, half at the parent): a job update
         plus a history entry each. Returns the number of rows the sync must move."""
         count = max(2, self.args.changes)
         picked = rng.sample(range(1, jobs + 1), min(count, jobs))
-        rows = 0
-        for index, job_id in enumerate(picked):
-            path = child if index % 2 == 0 else parent
-            with EmbeddedRepository(path) as repository:
+        with contextlib.closing(open_store(child)) as at_child, \
+                contextlib.closing(open_store(parent)) as at_parent:
+            for index, job_id in enumerate(picked):
+                repository = at_child if index % 2 == 0 else at_parent
                 repository.update_job(job_id, user=USER, description=f"edit {rng.random()}")
                 repository.log_action(job_id, 7, user=USER, comments="benchmark edit")
-            rows += 2
-        return rows
+        return 2 * len(picked)
+
+    def _changeset_files(self, name: str) -> tuple[Path, Path]:
+        files = (self.folder / f"{name}-changeset-recorded.db",
+                 self.folder / f"{name}-changeset-applied.db")
+        for path in files:
+            _remove_db(path)
+        return files
+
+    def _changeset_figure(self, pair: Optional[bench_changeset.ChangesetPair],
+                          changes: list[list[tuple]], sync_seconds: float,
+                          reason: Optional[str]) -> dict[str, Any]:
+        """The same changes as the timed syncs moved, each sync's as one changeset (see
+        :mod:`wmx.bench_changeset`): median seconds, changeset bytes, sync / changeset."""
+        if pair is None:
+            return {"skipped": True, "reason": reason}
+        try:
+            for rows in changes:
+                pair.measure(functools.partial(_raw_upsert, rows=rows), settle)
+        finally:
+            for path in (pair.recorded, pair.applied):
+                _remove_db(path)
+        seconds = _median(pair.samples)
+        return {**bench_changeset.versions(), "seconds": seconds, "samples": pair.samples,
+                "bytes": int(_median([float(size) for size in pair.sizes])),
+                "changed_rows": _median([float(len(rows)) for rows in changes]),
+                "ratio": sync_seconds / seconds}
 
     # -- no-op sync over HTTP
 
@@ -884,7 +945,7 @@ class Bench:
 
     def postgres(self) -> None:
         self.figures["postgres"] = bench_postgres.measure(
-            self.args, Path(self.repositories["large"]["path"]), replicate_once, self.say)
+            self.args, self.repositories, replicate_once, self.timed_syncs, self.say)
 
     def run(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -907,6 +968,8 @@ class Bench:
         measured = {
             "replicate_embedded": self.figures["replicate_embedded"].get("ratio_to_raw"),
             "replicate_http": self.figures["replicate_http"].get("ratio_to_raw"),
+            "sync_changeset_small": self.figures["sync_small"]["changeset"].get("ratio"),
+            "sync_changeset_large": self.figures["sync_large"]["changeset"].get("ratio"),
             "sync_scaling": self.figures["sync_scaling"]["ratio"],
             "noop_sync_http": self.figures["noop_sync_http"].get("seconds"),
             "replicate_peak_rss": self.figures["replicate_peak_rss"].get("peak_rss_mb"),
@@ -969,11 +1032,20 @@ def table(results: dict[str, Any]) -> str:
         return (f"{figure['rows_per_s']:>10,.0f} rows/s  {figure['seconds']:7.2f} s",
                 f"{figure['ratio_to_raw']:.2f}")
 
-    def sync(key: str) -> tuple[str, str, str, str]:
-        figure = f[key]
-        return (f"sync {figure['changed_jobs']} jobs in {figure['rows']:,} rows",
-                f"{figure['seconds'] * 1000:10.0f} ms",
-                f"{figure['raw_seconds'] / figure['seconds']:.2f}", "")
+    def sync(key: str) -> list[tuple[str, str, str, str]]:
+        figure, changeset = f[key], f[key]["changeset"]
+        verdict = met(f"sync_changeset_{key.split('_')[1]}")
+        rows = [(f"sync {figure['changed_jobs']} jobs in {figure['rows']:,} rows",
+                 f"{figure['seconds'] * 1000:10.0f} ms",
+                 f"{figure['raw_seconds'] / figure['seconds']:.2f}", "")]
+        if changeset.get("skipped"):
+            return [*rows, ("  same changes as a session changeset",
+                            f"skipped ({changeset['reason']})", "", verdict)]
+        return [*rows, ("  same changes as a session changeset",
+                        f"{changeset['seconds'] * 1000:10.0f} ms  "
+                        f"{changeset['bytes']:>7,} bytes", "", "(the limit)"),
+                ("  sync time / changeset time", f"{changeset['ratio']:10.2f} x", "",
+                 verdict)]
 
     rows = [
         ("figure", "measured", "vs raw", "target   met"),
@@ -982,7 +1054,7 @@ def table(results: dict[str, Any]) -> str:
         ("replicate embedded -> embedded", *rate("replicate_embedded"),
          met("replicate_embedded")),
         ("replicate over HTTP (loopback)", *rate("replicate_http"), met("replicate_http")),
-        *(sync(key) for key in ("sync_small", "sync_large")),
+        *sync("sync_small"), *sync("sync_large"),
         ("  sync time large / small", f"{f['sync_scaling']['ratio']:10.2f} x", "",
          met("sync_scaling")),
         ("  raw sqlite3 sync, large / small", f"{f['sync_scaling']['raw_ratio']:10.2f} x", "",

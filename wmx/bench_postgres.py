@@ -49,6 +49,8 @@ COLUMNS = (*ROW_FIELDS, "seq")
 
 Replicator = Callable[[str, str, str, Optional[int]], int]
 """``replicate_once(parent, child, name, page_size)`` -> rows loaded (wmx.bench's)."""
+SyncTimer = Callable[[str, str, str, dict[str, Any]], dict[str, Any]]
+"""``Bench.timed_syncs(parent, child, name, repository)`` -> the sync figure (wmx.bench's)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,15 +157,21 @@ def raw_copy(parent: Path, uri: str, schema: str) -> int:
     return int(count[0]) if count else 0
 
 
-def replicate_figure(args: argparse.Namespace, parent: Path, uri: str, schemas: Schemas,
-                     replicate_once: Replicator,
-                     say: Callable[[str], None]) -> dict[str, Any]:
+def new_child(uri: str, schemas: Schemas, name: str) -> str:
+    """The location of a new, empty child repository in a scratch schema."""
     from wmx.repository.setup import initialise
 
+    child = _location(uri, schemas.new("child"))
+    initialise(child, name=name, config="minimum", admin=USER).close()
+    return child
+
+
+def replicate_figure(args: argparse.Namespace, parent: Path, child: str, uri: str,
+                     schemas: Schemas, replicate_once: Replicator,
+                     say: Callable[[str], None]) -> dict[str, Any]:
+    """``child``: a :func:`new_child` named ``PgChild``, the large parent's replica after."""
     say("raw COPY into PostgreSQL vs replicate embedded -> PostgreSQL...")
     raw_schema = schemas.new("raw")
-    child = _location(uri, schemas.new("child"))
-    initialise(child, name="PgChild", config="minimum", admin=USER).close()
     raw_copy(parent, uri, raw_schema)  # warm-up of both
     replicate_once(str(parent), child, "PgChild", args.page_size)
     raw_times, wmx_times = [], []
@@ -186,6 +194,25 @@ def replicate_figure(args: argparse.Namespace, parent: Path, uri: str, schemas: 
         "replicate": {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds,
                       "ratio_to_raw_copy": raw / seconds, "samples": wmx_times},
     }
+
+
+def sync_figure(args: argparse.Namespace, repositories: dict[str, dict[str, Any]],
+                large_child: str, uri: str, schemas: Schemas, replicate_once: Replicator,
+                timed_syncs: SyncTimer, say: Callable[[str], None]) -> dict[str, Any]:
+    """The SQLite sync figures' measurement (same changes, same repeats) with a PostgreSQL
+    child of each embedded parent: ``large_child`` already replicates the large one, the
+    small one is replicated into a new schema first. Both syncs and large / small."""
+    small_child = new_child(uri, schemas, "PgSmallChild")
+    replicate_once(repositories["small"]["path"], small_child, "PgSmallChild", args.page_size)
+    figures: dict[str, Any] = {}
+    for key, child, name in (("small", small_child, "PgSmallChild"),
+                             ("large", large_child, "PgChild")):
+        info = repositories[key]
+        say(f"sync of {args.changes} changed jobs in {info['rows']:,} rows, embedded parent, "
+            "PostgreSQL child...")
+        figures[key] = timed_syncs(info["path"], child, name, info)
+        say(f"  median {figures[key]['seconds'] * 1000:.0f} ms")
+    return {**figures, "ratio": figures["large"]["seconds"] / figures["small"]["seconds"]}
 
 
 class ServeProcess:
@@ -304,10 +331,13 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
     }
 
 
-def measure(args: argparse.Namespace, parent: Path, replicate_once: Replicator,
+def measure(args: argparse.Namespace, repositories: dict[str, dict[str, Any]],
+            replicate_once: Replicator, timed_syncs: SyncTimer,
             say: Callable[[str], None]) -> dict[str, Any]:
     """The ``postgres`` figures of the results: ``{"skipped": True, "reason": ...}`` without
-    a server, else the server's origin, ``replicate`` and ``serve``."""
+    a server, else the server's origin, ``raw_copy``, ``replicate``, ``sync`` and ``serve``.
+    ``repositories``: the benchmark's generated ``small`` and ``large`` ones (path, rows,
+    jobs)."""
     with postgres_server(args) as (uri, origin):
         if uri is None:
             say(f"PostgreSQL figures skipped: {origin}")
@@ -316,7 +346,11 @@ def measure(args: argparse.Namespace, parent: Path, replicate_once: Replicator,
         schemas = Schemas(uri)
         try:
             figures: dict[str, Any] = {"server": origin}
-            figures.update(replicate_figure(args, parent, uri, schemas, replicate_once, say))
+            child = new_child(uri, schemas, "PgChild")
+            figures.update(replicate_figure(args, Path(repositories["large"]["path"]), child,
+                                            uri, schemas, replicate_once, say))
+            figures["sync"] = sync_figure(args, repositories, child, uri, schemas,
+                                          replicate_once, timed_syncs, say)
             figures["serve"] = serve_figure(args, uri, schemas, say)
         finally:
             schemas.drop_all()
@@ -350,6 +384,12 @@ def table_rows(figures: dict[str, Any],
          _writes(serve["two_processes"]), "", ""),
         ("  writes/s two / one", f"{serve['ratio']:10.2f} x", "", met("serve_postgres_scaling")),
     ]
+    sync = figures["sync"]
+    rows[2:2] = [
+        *((f"sync {sync[key]['changed_jobs']} jobs in {sync[key]['rows']:,} rows, "
+           "PostgreSQL child", f"{sync[key]['seconds'] * 1000:10.0f} ms", "", "")
+          for key in ("small", "large")),
+        ("  sync time large / small", f"{sync['ratio']:10.2f} x", "", "(no target)")]
     return rows
 
 
