@@ -7,15 +7,21 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Any, Optional
 
+from wmx.model import codec
 from wmx.model.changes import ROW_FIELDS
 from wmx.model.clock import AHEAD_LIMIT_MS, HybridLogicalClock
 from wmx.model.validation import InvalidElement, check_row
 from wmx.repository.base import InvalidRequest
 
-SCHEMA_VERSION = "1"
-"""The element layout every store keeps (the ``meta`` table's ``schema_version``)."""
+SCHEMA_VERSION = "2"
+"""The element layout every store keeps (the ``meta`` table's ``schema_version``). Version 2
+added the ``parent_job_id`` and ``row_no`` columns; a store opened with an older layout of
+:data:`UPGRADABLE_VERSIONS` is brought up to date as it opens, and an older wmx refuses the
+result rather than write rows without them."""
+UPGRADABLE_VERSIONS = ("1",)
+_INT64 = 2 ** 63
 PAGE_BYTES = 16 * 1024 * 1024
 """A page stops early once its bodies and attachment bytes reach this size, so pages of large
 attachments stay small in memory and on the wire."""
@@ -64,3 +70,19 @@ def ms_to_datetime(value: Optional[int]) -> Optional[datetime]:
 
 def datetime_to_ms(value: Optional[datetime]) -> Optional[int]:
     return None if value is None else int(value.timestamp() * 1000)
+
+
+def parent_job_id(kind: str, body: Optional[str], deleted: Any) -> Optional[int]:
+    """The ``parentJobId`` a live job's body names, which the stores keep in a column of its
+    own to find child jobs by; None for anything else. Never fails: a body that is not JSON
+    (or names no whole number) names no parent (whether such a row may be stored at all is
+    decided elsewhere, by :func:`refuse_inadmissible`)."""
+    if kind != "job" or deleted or not body:
+        return None
+    try:
+        value = codec.loads(body).get("parentJobId")
+    except (ValueError, TypeError, AttributeError):
+        return None
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and -_INT64 <= value < _INT64 else None
