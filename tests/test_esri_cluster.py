@@ -165,41 +165,128 @@ def test_configuration_an_esri_child_cannot_take_is_a_warning_and_the_jobs_still
         assert_documented_only(esri)
 
 
+def _job_with_records(repository, job_type: int, name: str):
+    """A new job with a hold, an activity record and an attachment."""
+    job = repository.create_job(job_type, user=ADMIN, name=name)
+    repository.create_hold(job.id, 3, user=ADMIN, comments=f"hold of {name}")
+    repository.log_action(job.id, 7, user=ADMIN, comments=f"comment on {name}")
+    repository.add_attachment(job.id, "c.txt", name.encode(), user=ADMIN)
+    return job
+
+
+def _settle_then_lose_the_state_folder(sync, esri, repository_path) -> tuple[str, dict]:
+    """Synchronize twice (the second run brings back the activity Esri logged itself for what
+    was pushed), check both sides agree, delete the state folder; the next run's value table
+    and the counts on both sides."""
+    assert sync().status_code == 0
+    result = sync()
+    assert result.status_code == 0
+    with EmbeddedRepository(repository_path) as repository:
+        before = _counts(esri, repository)
+    assert before["wmx"] == before["esri"]
+    shutil.rmtree(os.environ["WMX_STATE_DIR"])
+    return result.getOutput(1), before
+
+
+def _counts(esri, repository) -> dict:
+    """Per job, on both sides: holds, activity records, attachments, notes."""
+    mine = {j: (len(repository.holds(j)), len(repository.activity(j)),
+                len(repository.attachments(j)), repository.get_notes(j))
+            for j in repository.jobs()}
+    theirs = {j: (len(esri.holds(j)), len(esri.activity(j)), len(esri.attachments(j)),
+                  esri.notes(j)) for j in esri.jobs}
+    return {"wmx": mine, "esri": theirs}
+
+
 def test_deleting_the_state_folder_duplicates_nothing_and_deletes_nothing(tmp_path):
+    """An Esri parent whose mirror is lost (the state folder deleted, or the scheduled task
+    now runs as another user): the next sync rebuilds it from the server and goes on, the
+    edits made on both sides in the meantime travel, and nothing is doubled or dropped."""
     with esri_server() as esri:
-        first, _ = seed_rich_job(esri)
+        first, second = seed_rich_job(esri)
         child = make_repository(tmp_path, "Child")
         assert replicate(esri.url, Child=child).status_code == 0
         with EmbeddedRepository(child) as repository:
-            made = repository.create_job(2, user=ADMIN, name="made at the child")
-            repository.create_hold(made.id, 3, user=ADMIN, comments="child hold")
-        assert synchronize(esri.url, Child=child).status_code == 0
-        jobs_before = sorted(esri.jobs)
-        holds_before = {j: len(esri.holds(j)) for j in esri.jobs}
-
-        shutil.rmtree(os.environ["WMX_STATE_DIR"])
-        esri.clear_requests()
+            made = _job_with_records(repository, 2, "made at the child")
+            repository.set_notes(made.id, "child notes", user=ADMIN)
+        rows, before = _settle_then_lose_the_state_folder(
+            lambda: synchronize(esri.url, Child=child), esri, child)
+        # Meanwhile, on both sides: an edit at the child, an edit and a new hold on Esri.
         with EmbeddedRepository(child) as repository:
-            child_seq = repository.info().seq
-        # The cluster's checkpoints lived in the mirror: the sync refuses, nothing written,
-        # and says what to do; a replicate rebuilds the mirror from the server.
-        with pytest.raises(wmx.ExecuteError, match="ReplicateJobData"):
-            synchronize(esri.url, Child=child)
+            repository.update_job(made.id, user=ADMIN, description="edited at the child")
+            repository.set_notes(first, "call the surveyor twice", user=ADMIN)
+        esri.update_job(second, name="QA (renamed on Esri)")
+        esri.seed_hold(made.id, type=2, holdComments="held on Esri")
+        esri.clear_requests()
+
+        result = wmx.SynchronizeJobData(esri.url, "Redlands", rows)
+        assert result.status_code == 0, result.getMessages()
+        assert "rebuilt" in result.getMessages()
+        assert esri.job(made.id)["description"] == "edited at the child"
+        assert esri.notes(first) == "call the surveyor twice"
+        with EmbeddedRepository(child) as repository:
+            assert repository.get_job(second).name == "QA (renamed on Esri)"
+            after = _counts(esri, repository)
+            names = [repository.get_job(j).name for j in repository.jobs()]
+        assert len(names) == len(set(names))
+        assert after["wmx"] == after["esri"]
+        assert sorted(after["wmx"]) == sorted(before["wmx"])
+        for job_id, (holds, activity, attachments, _notes) in before["wmx"].items():
+            now = after["wmx"][job_id]
+            assert now[0] == holds + (job_id == made.id)
+            assert now[1] == activity and now[2] == attachments
+        assert after["wmx"][made.id][3] == "child notes"
+        assert _posts(esri, "holds/create") == 0 and _posts(esri, "attachments/add") == 0
+        assert _posts(esri, "logaction") == 0 and _posts(esri, "jobs/create") == 0
+
+        # The run after that rests.
+        esri.clear_requests()
+        assert wmx.SynchronizeJobData(esri.url, "Redlands", result.getOutput(1)
+                                      ).status_code == 0
         assert _posts(esri, "") == 0
         with EmbeddedRepository(child) as repository:
-            assert repository.info().seq == child_seq
-        assert replicate(esri.url, Child=child).status_code == 0
-        assert synchronize(esri.url, Child=child).status_code == 0
-
-        assert sorted(esri.jobs) == jobs_before
-        assert {j: len(esri.holds(j)) for j in esri.jobs} == holds_before
-        with EmbeddedRepository(child) as repository:
-            assert repository.jobs() == jobs_before
-            assert len(repository.holds(made.id)) == 1
-            assert len(repository.holds(first)) == 2
-            names = [repository.get_job(j).name for j in repository.jobs()]
-            assert len(names) == len(set(names))
+            assert _counts(esri, repository) == after
         assert_documented_only(esri)
+
+
+def test_an_esri_child_whose_state_folder_was_deleted_rejoins_at_the_next_sync(tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        rows = f"Esri true {esri.url}"
+        with EmbeddedRepository(parent) as repository:
+            job = _job_with_records(repository, 1, "from wmx")
+            other = repository.create_job(1, user=ADMIN, name="second")
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        esri.seed_hold(job.id, type=3, holdComments="made on Esri")
+        rows, before = _settle_then_lose_the_state_folder(
+            lambda: wmx.SynchronizeJobData(str(parent), "Parent", rows), esri, parent)
+        with EmbeddedRepository(parent) as repository:
+            repository.update_job(other.id, user=ADMIN, description="edited at the parent")
+        esri.update_job(job.id, description="edited on Esri")
+        esri.clear_requests()
+
+        result = wmx.SynchronizeJobData(str(parent), "Parent", rows)
+        assert result.status_code == 0, result.getMessages()
+        assert esri.job(other.id)["description"] == "edited at the parent"
+        with EmbeddedRepository(parent) as repository:
+            assert repository.get_job(job.id).description == "edited on Esri"
+            assert _counts(esri, repository) == before
+        assert _posts(esri, "holds/create") == 0 and _posts(esri, "attachments/add") == 0
+        assert _posts(esri, "logaction") == 0 and _posts(esri, "jobs/create") == 0
+        assert_documented_only(esri)
+
+
+def test_a_stranger_with_a_new_mirror_is_still_refused(tmp_path):
+    """A rebuilt mirror is taken back only by a parent that registered the server: an Esri
+    server never replicated from this parent gets the usual answer, and nothing is written."""
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        esri.seed_job(name="theirs")
+        with pytest.raises(wmx.ExecuteError, match="not a replica"):
+            wmx.SynchronizeJobData(str(parent), "Parent", f"Esri true {esri.url}")
+        assert _posts(esri, "") == 0
+        with EmbeddedRepository(parent) as repository:
+            assert repository.jobs() == []
 
 
 def test_an_esri_server_listed_twice_under_two_spellings_is_refused_before_any_write(tmp_path):

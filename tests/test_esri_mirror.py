@@ -106,7 +106,7 @@ def test_two_server_elements_bound_to_one_guid_stay_two_elements():
         first = double.seed_hold(job, type=1, holdComments="first")
         second = double.seed_hold(job, type=1, holdComments="second")
         with EsriRepository(double.url, user=ADMIN) as repository:
-            repository.info()
+            repository.jobs()  # reads the server
             ids = repository.book.id_map()
             repository.book.bind([("hold", job, str(second), ids[("hold", job, str(first))])])
         with EsriRepository(double.url, user=ADMIN) as repository:
@@ -131,5 +131,5 @@ def test_a_job_deleted_on_the_server_while_it_is_read_is_gone_not_an_error(monke
                 return real_get(path, **params)
 
             monkeypatch.setattr(repository.client, "get", get)
-            repository.info()
+            repository.jobs()  # reads the server
             assert repository.mirror.job_ids() == [kept]

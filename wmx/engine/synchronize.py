@@ -19,6 +19,8 @@ Before anything is written every child is opened once and told apart by identity
 it (one of the two was restored from a backup) recovers: both phases start from the
 beginning of the logs and carry every origin, so nothing either side holds is skipped.
 At the end of a child's sync its incarnation is renewed and recorded at the parent.
+A node that rebuilt itself from its server first adopts the cluster's identities
+(``wmx.engine.rejoin``), then recovers in the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from wmx.engine.cluster import Cluster, Opener
 from wmx.engine.feed import change_pages
 from wmx.engine.identity import Contact, contact_children
 from wmx.engine.outcome import SKIPPED, ChildOutcome, ChildTarget, RunOutcome
+from wmx.engine.rejoin import rejoin
 from wmx.model.changes import Change, ConflictPolicy
 from wmx.model.clock import stamp_from_datetime
 from wmx.repository.base import NodeInfo, NodeRecord, Repository, RepositoryError
@@ -104,6 +107,7 @@ def synchronize(parent: Repository, targets: list[ChildTarget], open_child: Open
     sessions: list[_Session] = []
     with contact_children(parent, cluster.info, targets, open_child,
                           replicating=False) as contacts:
+        rejoined = rejoin(cluster, contacts.contacts, page_size=page_size)
         for contact in contacts:
             child = ChildOutcome(contact.target)
             outcome.children.append(child)
@@ -111,6 +115,8 @@ def synchronize(parent: Repository, targets: list[ChildTarget], open_child: Open
                 child.status, child.last_sync_time = SKIPPED, contact.target.last_sync_time
                 continue
             session = _pull(cluster, contact, child, run)
+            if session is not None and session.info.node_id in rejoined:
+                child.notice = rejoined[session.info.node_id]
             if session is not None:
                 sessions.append(session)
         for session in sessions:

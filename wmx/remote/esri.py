@@ -28,7 +28,7 @@ import logging
 import ntpath
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Optional
 
@@ -36,6 +36,7 @@ import attrs
 
 from wmx.model import codec
 from wmx.model.changes import Change, ConflictPolicy
+from wmx.model.clock import stamp_from_datetime
 from wmx.model.records import (
     CONFIG_KINDS,
     ID_BLOCK_SIZE,
@@ -115,6 +116,34 @@ def activity_keys(records: Sequence[Activity]) -> list[str]:
     return keys
 
 
+def keyed_records(bundle: JobBundle) -> list[tuple[str, Any]]:
+    """A job's records with the keys the id map knows them by: the server's id, or for
+    activity records (which have none) what they say."""
+    numbered: list[Any] = [*bundle.holds, *bundle.attachments, *bundle.dependencies,
+                           *bundle.extended]
+    return [*((str(r.id), r) for r in numbered),
+            *zip(activity_keys(bundle.activity), bundle.activity)]
+
+
+_IDENTITY: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+    "hold": lambda r: (r.type, normal(r.hold_comments)),
+    "activity": lambda r: (r.type, r.message),
+    "attachment": lambda r: (r.storage_type, normal(r.filename), normal(r.folder)),
+    "dependency": lambda r: (r.dep_job_id, r.held_on_type, r.held_on_value, r.dep_on_type,
+                             r.dep_on_value),
+    "extended_property": lambda r: (r.table_name.lower(), normal(r.values)),
+}
+"""What makes a job's record the same record on the server and in the cluster (the server
+assigns its own ids and dates): how a push finds its write after a lost reply, and how a
+rebuilt mirror finds the cluster's records on the server."""
+
+
+def _same_as(want: Record) -> Callable[[Any], bool]:
+    identity = _IDENTITY[want.KIND]
+    wanted = identity(want)
+    return lambda item: identity(item) == wanted
+
+
 _MIRROR_READS = frozenset({
     "jobs", "get_job", "holds", "get_hold", "get_notes", "activity", "attachments",
     "attachment_content", "dependencies", "extended_properties", "list_config", "get_config",
@@ -128,6 +157,82 @@ _MIRROR_WRITES = frozenset({
     "update_extended_property", "delete_extended_property"})
 """Esri-level writes: made in the mirror as the server's own edit, then pushed to it like any
 change (so they also travel to the cluster at the next sync)."""
+
+
+@attrs.define
+class _Matched:
+    """Another node's versions that stand for the server's elements, with the id bindings."""
+
+    versions: list[Change] = attrs.Factory(list)
+    bindings: list[tuple[str, int, str, str]] = attrs.Factory(list)
+    job_ids: dict[str, Optional[int]] = attrs.Factory(dict)
+    """GUID -> the job it belongs to (None for configuration), as pending pushes need it."""
+
+    def add(self, change: Change, job_id: Optional[int]) -> None:
+        self.versions.append(change)
+        self.job_ids[change.guid] = job_id
+
+
+class _Adoption:
+    """Which versions of another node stand for what a rebuilt mirror read from the server
+    (:meth:`EsriRepository.adopt`): jobs by id (ids are unique in a cluster), a job's records
+    by their identity (:data:`_IDENTITY`), each server record taken once, configuration by
+    id or name. Tombstones are left out: the server's element stays what it is."""
+
+    def __init__(self, server: dict[int, Optional[JobBundle]], config: list[Record],
+                 ids: dict[tuple[str, int, str], str]) -> None:
+        self.server = server
+        self.config: set[tuple[str, object]] = {(r.KIND, r.int_id) for r in config
+                                                if r.int_id is not None}
+        self.config |= {(r.KIND, str(r.unique_name)) for r in config if r.unique_name}
+        self.ids = ids
+        self.claimed = set(ids)
+
+    def match(self, versions: Iterable[Change]) -> _Matched:
+        jobs: dict[int, Change] = {}
+        records: list[Change] = []
+        matched = _Matched()
+        for change in versions:
+            if change.deleted or not change.body:
+                continue
+            if change.kind == "job":
+                if change.int_id is not None and self.server.get(change.int_id) is not None:
+                    jobs[change.int_id] = change
+            elif change.kind in CONFIG_KINDS:
+                if (change.kind, change.int_id) in self.config or (
+                        change.kind, change.name) in self.config:
+                    matched.add(change, None)
+            else:
+                records.append(change)
+        job_of: dict[str, int] = {}
+        for job_id, change in jobs.items():
+            bound = self.ids.get(("job", job_id, JOB_KEY))
+            if bound is None:
+                matched.bindings.append(("job", job_id, JOB_KEY, change.guid))
+            elif bound != change.guid:
+                continue
+            job_of[change.guid] = job_id
+            matched.add(change, job_id)
+        for change in records:
+            owner = job_of.get(change.job_guid or "")
+            if owner is not None and (change.kind == "notes" or
+                                      self._bind(change, owner, matched)):
+                matched.add(change, owner)
+        return matched
+
+    def _bind(self, change: Change, job_id: int, matched: _Matched) -> bool:
+        bundle = self.server[job_id]
+        if change.kind not in _IDENTITY or bundle is None:
+            return False
+        same = _same_as(RECORD_TYPES[change.kind].from_esri(codec.loads(change.body or "{}"),
+                                                             change.guid))
+        for key, record in keyed_records(bundle):
+            if change.kind == record.KIND and (change.kind, job_id, key) not in self.claimed \
+                    and same(record):
+                self.claimed.add((change.kind, job_id, key))
+                matched.bindings.append((change.kind, job_id, key, change.guid))
+                return True
+        return False
 
 
 class _Refused(Exception):
@@ -164,8 +269,11 @@ class EsriRepository:
             raise
         self.book = MirrorBook(self.mirror)
         self._server: dict[int, Optional[JobBundle]] = {}
+        self._job_ids: Optional[list[int]] = None
         self._config: Optional[list[Record]] = None
         self._pulled = False
+        self._rebuilding = self.book.rebuilding()
+        self._adopted = False
         self._warned: dict[str, str] = {}
         self._new_warnings: list[str] = []
         self._lock = threading.Lock()
@@ -220,34 +328,73 @@ class EsriRepository:
 
     # --- pull ---------------------------------------------------------------------------------
 
-    def _pull(self) -> None:
-        """Read the server once per repository object and bring the mirror up to date."""
-        if self._pulled:
+    def _read_server(self) -> None:
+        """Read every job of the server, once per repository object."""
+        if self._job_ids is not None:
             return
-        config = self._configuration()
-        ids = self.book.id_map()
         stored = {row[0]: row for row in live_rows(self.mirror)}
-        mapped = {(job_id, key): guid for (kind, job_id, key), guid in ids.items()
+        mapped = {(job_id, key): guid for (kind, job_id, key), guid in self.book.id_map().items()
                   if kind == "attachment"}
 
         def wants_content(job_id: int, attachment: Attachment) -> bool:
             guid = mapped.get((job_id, str(attachment.id)))
             return guid is None or guid not in stored or not stored[guid][4]
 
+        self._configuration()
         job_ids = read_job_ids(self.client)
         bundles = self.client.map(lambda j: read_job(self.client, j, wants_content), job_ids)
         self._server = dict(zip(job_ids, bundles))
+        self._job_ids = job_ids
+
+    def _pull(self) -> None:
+        """Read the server once per repository object and bring the mirror up to date."""
+        if self._pulled:
+            return
+        self._read_server()
+        assert self._job_ids is not None
         if self.book.pending():
             self._flush()  # finish an interrupted push before comparing
-            config = self._configuration()
-            stored = {row[0]: row for row in live_rows(self.mirror)}
-            ids = self.book.id_map()
-            stale = [job_id for job_id in job_ids if job_id not in self._server]
+            stale = [job_id for job_id in self._job_ids if job_id not in self._server]
             self.client.map(self._bundle, stale)  # written to: read again
-        seen, bindings = self._identify(config, stored, ids)
+        stored = {row[0]: row for row in live_rows(self.mirror)}
+        seen, bindings = self._identify(self._configuration(), stored, self.book.id_map())
         self.book.bind(bindings)
         reconcile(self.mirror, seen, esri_node=self.node_id, skip=set(self.book.pending()))
+        if self._rebuilding:
+            self.book.rebuilt()
+            self._rebuilding = False
         self._pulled = True
+
+    # --- rebuild ------------------------------------------------------------------------------
+
+    def adopt(self, versions: Iterable[Change], *, since: Optional[datetime],
+              parent_node_id: Optional[str] = None,
+              id_block_start: Optional[int] = None) -> int:
+        """A new mirror of a server the cluster knows takes the cluster's identities (see
+        :class:`wmx.repository.base.RebuiltNode`): a job by its id, a job's record by what it
+        says (the identity a push compares with), configuration by id or name. What matches
+        becomes the mirror's version, as if the mirror had never been lost; the versions
+        another node stamped since the last exchange are pending pushes (the cluster's change
+        wins over the server's state); what the server holds beyond them gets derived GUIDs
+        when the mirror is brought up to date."""
+        if not self._rebuilding or self._pulled:
+            raise InvalidRequest(f"the mirror of {self.location} is not being rebuilt")
+        self._read_server()
+        boundary = stamp_from_datetime(since) if since is not None else 0
+        matched = _Adoption(self._server, self._configuration(),
+                            self.book.id_map()).match(versions)
+        self.book.bind(matched.bindings)
+        if parent_node_id is not None:
+            self.mirror.set_node_local("parent_node_id", parent_node_id)
+        if id_block_start is not None:
+            self.mirror.set_node_local("id_block_start", str(id_block_start))
+        if matched.versions:
+            self.mirror.apply(matched.versions, parent_node=parent_node_id or self.node_id)
+        self.book.add_pending(
+            (change.guid, matched.job_ids[change.guid]) for change in matched.versions
+            if change.origin != self.node_id and change.hlc >= boundary)
+        self._adopted = True
+        return self.mirror.info().seq
 
     def _configuration(self) -> list[Record]:
         """The server's configuration, read once a run (again after a configuration write)."""
@@ -320,11 +467,7 @@ class EsriRepository:
         guid = notes_guid(job_guid)
         if bundle.notes or guid in stored:
             seen.append(Seen(guid, Notes(job_id=job_id, notes=bundle.notes), job_guid))
-        numbered: list[Any] = [*bundle.holds, *bundle.attachments, *bundle.dependencies,
-                               *bundle.extended]
-        subs: list[tuple[str, Any]] = [(str(r.id), r) for r in numbered]
-        subs += list(zip(activity_keys(bundle.activity), bundle.activity))
-        for key, record in subs:
+        for key, record in keyed_records(bundle):
             kind = record.KIND
             bound = ids.get((kind, job_id, key))
             if bound is not None and bound not in claimed:
@@ -598,8 +741,7 @@ class EsriRepository:
         holds = bundle.holds if bundle else []
         want = Hold.from_esri(codec.loads(row[3]))
         found = self._matching("hold", job_id, guid, ((str(h.id), h) for h in holds),
-                               lambda h: h.type == want.type and
-                               normal(h.hold_comments) == normal(want.hold_comments))
+                               _same_as(want))
         if deleted:
             if found is not None:
                 raise _Refused("Esri documents no REST operation that removes a hold")
@@ -637,9 +779,7 @@ class EsriRepository:
             records = bundle.activity if bundle else []
             return list(zip(activity_keys(records), records))
 
-        def same(record: Activity) -> bool:
-            return record.type == want.type and record.message == want.message
-
+        same = _same_as(want)
         found = self._matching("activity", job_id, guid, listed(), same)
         if deleted:
             if found is not None:
@@ -664,10 +804,7 @@ class EsriRepository:
         bundle = self._bundle(job_id)
         want = Attachment.from_esri(codec.loads(row[3]))
 
-        def same(item: Attachment) -> bool:
-            return (item.storage_type, normal(item.filename), normal(item.folder)) == (
-                want.storage_type, normal(want.filename), normal(want.folder))
-
+        same = _same_as(want)
         found = self._matching("attachment", job_id, guid,
                                ((str(a.id), a) for a in (bundle.attachments if bundle else [])),
                                same)
@@ -693,11 +830,7 @@ class EsriRepository:
         guid, deleted = row[0], row[6]
         bundle = self._bundle(job_id)
         want = Dependency.from_esri(codec.loads(row[3]))
-        fields = ("dep_job_id", "held_on_type", "held_on_value", "dep_on_type", "dep_on_value")
-
-        def same(item: Any) -> bool:
-            return all(getattr(item, f) == getattr(want, f) for f in fields)
-
+        same = _same_as(want)
         found = self._matching("dependency", job_id, guid,
                                ((str(d.id), d) for d in (bundle.dependencies if bundle else [])),
                                same)
@@ -717,12 +850,7 @@ class EsriRepository:
         guid, deleted = row[0], row[6]
         bundle = self._bundle(job_id)
         want = ExtendedPropertyRecord.from_esri(codec.loads(row[3]))
-        values = normal(want.values)
-
-        def same(item: Any) -> bool:
-            return item.table_name.lower() == want.table_name.lower() and \
-                normal(item.values) == values
-
+        same = _same_as(want)
         if bundle is not None and want.table_name.upper() not in bundle.tables:
             raise _Refused(f"the server has no extended property table {want.table_name!r}")
         records = [(str(r.id), r) for r in (bundle.extended if bundle else [])]
@@ -746,6 +874,11 @@ class EsriRepository:
     # --- Repository protocol --------------------------------------------------------------------
 
     def info(self) -> NodeInfo:
+        """The mirror's identity; a new mirror says it was rebuilt, before it compares the
+        server with anything, until the cluster's identities are adopted."""
+        if self._rebuilding and not self._adopted:
+            self._read_server()
+            return attrs.evolve(self.mirror.info(), rebuilt=True)
         self._pull()
         return self.mirror.info()
 

@@ -8,7 +8,9 @@ its own in the same file:
   id and are keyed by what they say);
 * ``esri_pending``: elements whose version the mirror holds but the server does not have yet:
   written by a push still under way (``reason`` NULL) or refused by Esri's surface (``reason``
-  says why). A pull never takes the server's state of a pending element as a change.
+  says why). A pull never takes the server's state of a pending element as a change;
+* ``esri_flags``: ``rebuilding`` while a new mirror has not given the server's elements their
+  identities yet (see :meth:`wmx.remote.esri.EsriRepository.adopt`).
 
 This module knows SQL over the mirror file and the comparison rule; it must never make an HTTP
 request.
@@ -40,7 +42,11 @@ _TABLES = (
     "CREATE INDEX IF NOT EXISTS esri_ids_guid ON esri_ids(guid)",
     "CREATE TABLE IF NOT EXISTS esri_pending (guid TEXT PRIMARY KEY, job_id INTEGER,"
     " reason TEXT)",
+    "CREATE TABLE IF NOT EXISTS esri_flags (flag TEXT PRIMARY KEY)",
 )
+_REBUILDING = "rebuilding"
+"""Flag of a mirror made for a server the cluster may already know (its state folder lost):
+set when the mirror is created, cleared once the server's elements have their identities."""
 
 COMPARED_FIELDS: dict[str, frozenset[str]] = {
     "job": frozenset({"name", "description", "startDate", "dueDate", "priority", "status",
@@ -119,6 +125,7 @@ def open_mirror(url: str, *, name: str, id_block_start: int) -> EmbeddedReposito
             with store.transaction() as tx:
                 for statement in _TABLES:
                     tx.cursor.execute(statement)
+                tx.cursor.execute("INSERT INTO esri_flags (flag) VALUES (?)", (_REBUILDING,))
         finally:
             store.close()
         if path.is_file():
@@ -192,6 +199,15 @@ class MirrorBook:
     def keys_of(self, guid: str) -> list[str]:
         return [row[0] for row in self._rows("SELECT esri_key FROM esri_ids WHERE guid=?",
                                              (guid,))]
+
+    # --- the rebuild ----------------------------------------------------------------------
+
+    def rebuilding(self) -> bool:
+        return bool(self._rows("SELECT 1 FROM esri_flags WHERE flag=?", (_REBUILDING,)))
+
+    def rebuilt(self) -> None:
+        with self.store.transaction() as tx:
+            tx.cursor.execute("DELETE FROM esri_flags WHERE flag=?", (_REBUILDING,))
 
     # --- pending pushes --------------------------------------------------------------------
 

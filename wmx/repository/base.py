@@ -64,6 +64,10 @@ class NodeInfo:
     clock: int
     parent_node_id: Optional[str] = None
     id_block_start: int = 1
+    rebuilt: bool = False
+    """The node rebuilt its contents from its server and lost the cluster's memory of them
+    (an Esri server whose mirror went with the state folder): until it adopts the cluster's
+    identities (:class:`RebuiltNode`) everything it holds would look new."""
 
 
 @attrs.define
@@ -168,34 +172,70 @@ class Repository(Protocol):
 
     location: str
 
-    def info(self) -> NodeInfo: ...
+    def info(self) -> NodeInfo:
+        """Who the repository is and where its change log has got (``seq``: the log head).
+        Reads only."""
+        ...
 
     def changes(self, since_seq: int, *, limit: int, origin: Optional[str] = None,
                 exclude_origin: Optional[str] = None,
-                since_time: Optional[datetime] = None) -> ChangePage: ...
+                since_time: Optional[datetime] = None) -> ChangePage:
+        """Up to ``limit`` versions written after log position ``since_seq``, in log order
+        (only ``origin``'s, or all but ``exclude_origin``'s); ``since_time`` also reaches back
+        to the first version written at or after that wall time. The page's ``last_seq`` is
+        where the next page starts; ``more`` False: the log head was reached. Positions only
+        grow, and a reader past a position never misses a version committed later below it."""
+        ...
 
     def apply(self, changes: Sequence[Change], *, parent_node: str,
               source_node: Optional[str] = None, detect_since: Optional[int] = None,
               policy: ConflictPolicy = ConflictPolicy.NEWEST, dry_run: bool = False,
               overlay: Sequence[Change] = (),
-              refuse_if_changed_since: Optional[int] = None) -> ApplyReport: ...
+              refuse_if_changed_since: Optional[int] = None) -> ApplyReport:
+        """Merge versions from elsewhere in one transaction by the shared rules
+        (:mod:`wmx.store.merge`): all of them or none. ``source_node``/``detect_since``: the
+        child they come from and the position after which a local version is concurrent
+        (losers to the conflict log); ``dry_run``: decide and report, write nothing;
+        ``refuse_if_changed_since``: apply nothing if an element of the batch was written
+        here after that position. Idempotent: a version already held changes nothing."""
+        ...
 
-    def snapshot(self, cursor: int, limit: int) -> SnapshotPage: ...
+    def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
+        """Up to ``limit`` element rows after ``cursor`` (0 first), each element exactly once
+        over the pages even while the repository is written to (a replicate's read)."""
+        ...
 
-    def begin_load(self) -> str: ...
+    def begin_load(self) -> str:
+        """Start a staged copy (a replicate into this repository) and return its id; the
+        current contents stay in service until :meth:`commit_load`."""
+        ...
 
-    def load_rows(self, load_id: str, rows: Iterable[tuple]) -> None: ...
+    def load_rows(self, load_id: str, rows: Iterable[tuple]) -> None:
+        """Add snapshot rows to the staged copy ``load_id``; nothing is visible yet."""
+        ...
 
     def commit_load(self, load_id: str, *, parent_node_id: str, id_block_start: int,
-                    new_node_id: Optional[str] = None) -> NodeInfo: ...
+                    new_node_id: Optional[str] = None) -> NodeInfo:
+        """Swap the staged copy in atomically (readers see the old contents or the new,
+        never a mix) and make this a replica of ``parent_node_id`` with that id block."""
+        ...
 
-    def abort_load(self, load_id: str) -> None: ...
+    def abort_load(self, load_id: str) -> None:
+        """Drop the staged copy; the contents in service are untouched."""
+        ...
 
-    def nodes(self) -> list[NodeRecord]: ...
+    def nodes(self) -> list[NodeRecord]:
+        """The cluster members this repository (a parent) has registered."""
+        ...
 
-    def save_node(self, node: NodeRecord) -> None: ...
+    def save_node(self, node: NodeRecord) -> None:
+        """Record or replace one member's registration (node-local, never replicated)."""
+        ...
 
-    def clear_replication_info(self) -> None: ...
+    def clear_replication_info(self) -> None:
+        """Forget every registration and the parent (ClearJobReplicationInfo); element data
+        stays."""
+        ...
 
     def renew_incarnation(self) -> str:
         """Give this repository a new incarnation (node-local: never replicated, not in the
@@ -207,6 +247,29 @@ class Repository(Protocol):
         location and reading another shows whether the two are one store."""
         ...
 
-    def conflicts(self) -> list[ConflictRecord]: ...
+    def conflicts(self) -> list[ConflictRecord]:
+        """The conflict log, oldest first: each losing version with the winner's stamp."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections and files; the object is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class RebuiltNode(Protocol):
+    """A repository that can rebuild itself from its own server (an Esri server's mirror): the
+    engine lets it adopt the cluster's identities before anything is exchanged."""
+
+    def adopt(self, versions: Iterable[Change], *, since: Optional[datetime],
+              parent_node_id: Optional[str] = None,
+              id_block_start: Optional[int] = None) -> int:
+        """Only while :attr:`NodeInfo.rebuilt`: take the GUIDs of the ``versions`` (another
+        node's whole log) that stand for elements this node holds, so nothing it rebuilt
+        arrives elsewhere as a second copy. Versions stamped at or after ``since`` (the pair's
+        last exchange; None: unknown) by another node may be newer than what the server holds,
+        and win over it; older ones are what the server had, so where it differs the server
+        changed since. ``parent_node_id``/``id_block_start``: a child's registration, kept
+        by its parent, restored. Returns the log position after which this node's versions
+        are what its server changed since the cluster last saw it."""
+        ...
