@@ -58,6 +58,14 @@ def test_a_push_cut_off_half_way_is_finished_by_the_next_run_without_creating_tw
 
         with pytest.raises(wmx.ExecuteError):  # the parent failed: the run failed
             synchronize(esri.url, Child=child)
+        # A dry run in between writes nothing to the server: the unfinished push waits.
+        posts = _posts(esri, "")
+        with EmbeddedRepository(child) as repository:
+            child_seq = repository.info().seq
+        wmx.SynchronizeJobData(esri.url, "Redlands", f"Child true {child}", dry_run=True)
+        assert _posts(esri, "") == posts
+        with EmbeddedRepository(child) as repository:
+            assert repository.info().seq == child_seq
         assert synchronize(esri.url, Child=child).status_code == 0
         assert synchronize(esri.url, Child=child).status_code == 0
 

@@ -59,7 +59,7 @@ def forget_servers() -> None:
 
 
 def open_service(location: str, token: Optional[str] = None, *, user: Optional[str] = None,
-                 **options: Any) -> Repository:
+                 dry_run: bool = False, **options: Any) -> Repository:
     """The repository at a WMServer URL: an Esri server's mirror-backed client, or the
     ``wmx serve`` REST client. A wmx server this process has already reached is not probed
     again at open (its identity, asked for next, tells as much)."""
@@ -70,7 +70,7 @@ def open_service(location: str, token: Optional[str] = None, *, user: Optional[s
         from wmx.remote.esri import EsriRepository
 
         allowed = ("timeout", "verify", "connections", "credentials", "token_url")
-        return EsriRepository(location, token=token, user=user,
+        return EsriRepository(location, token=token, user=user, dry_run=dry_run,
                               **{k: v for k, v in options.items() if k in allowed})
     from wmx.repository.rest import RestRepository
 

@@ -246,8 +246,10 @@ class EsriRepository:
                  user: Optional[str] = None, timeout: Optional[float] = None,
                  connections: int = 8,
                  verify: bool | str = True, credentials: Optional[tuple[str, str]] = None,
-                 token_url: Optional[str] = None) -> None:
+                 token_url: Optional[str] = None, dry_run: bool = False) -> None:
         self.location = location.strip().rstrip("/")
+        self.dry_run = dry_run
+        """For a run that writes nothing: a push an earlier run left unfinished waits."""
         self.node_id = node_id_for(self.location)
         tokens = TokenSource(
             token=token, credentials=None if token else (
@@ -352,14 +354,21 @@ class EsriRepository:
             return
         self._read_server()
         assert self._job_ids is not None
-        if self.book.pending():
+        if self.book.pending() and not self.dry_run:
             self._flush()  # finish an interrupted push before comparing
             stale = [job_id for job_id in self._job_ids if job_id not in self._server]
             self.client.map(self._bundle, stale)  # written to: read again
         stored = {row[0]: row for row in live_rows(self.mirror)}
-        seen, bindings = self._identify(self._configuration(), stored, self.book.id_map())
+        pending = self.book.pending()
+        # A dry run leaves an unfinished push unfinished: the jobs it concerns are not
+        # compared (the server's half-made writes would be taken for its own elements).
+        waiting = {job_id for job_id, _ in pending.values() if job_id is not None} \
+            if self.dry_run else set()
+        seen, bindings = self._identify(self._configuration(), stored, self.book.id_map(),
+                                        leave_out=waiting)
         self.book.bind(bindings)
-        reconcile(self.mirror, seen, esri_node=self.node_id, skip=set(self.book.pending()))
+        reconcile(self.mirror, seen, esri_node=self.node_id,
+                  skip=set(pending) | _rows_of_jobs(stored, waiting))
         if self._rebuilding:
             self.book.rebuilt()
             self._rebuilding = False
@@ -410,9 +419,10 @@ class EsriRepository:
         return self._server[job_id]
 
     def _identify(self, config: list[Record], stored: dict[str, tuple],
-                  ids: dict[tuple[str, int, str], str]
+                  ids: dict[tuple[str, int, str], str], *, leave_out: set[int]
                   ) -> tuple[list[Seen], list[tuple[str, int, str, str]]]:
-        """The server's elements with their cluster GUIDs and ids, and the new id bindings."""
+        """The server's elements with their cluster GUIDs and ids, and the new id bindings;
+        the jobs ``leave_out`` names are not looked at."""
         by_id: dict[tuple[str, int], str] = {}
         by_name: dict[tuple[str, str], str] = {}
         taken: dict[str, set[int]] = defaultdict(set)
@@ -436,7 +446,7 @@ class EsriRepository:
             seen.append(Seen(guid, attrs.evolve(record, guid=guid)))
         pending = self.book.pending()
         for job_id, bundle in sorted(self._server.items()):
-            if bundle is None:
+            if bundle is None or job_id in leave_out:
                 continue
             bound = ids.get(("job", job_id, JOB_KEY))
             if bound is not None and by_id.get(("job", job_id), bound) != bound:
@@ -980,6 +990,15 @@ class EsriRepository:
 
     def conflicts(self) -> list[ConflictRecord]:
         return self.mirror.conflicts()
+
+
+def _rows_of_jobs(stored: dict[str, tuple], job_ids: set[int]) -> set[str]:
+    """The GUIDs of the mirror's rows of these jobs: the jobs and everything of theirs."""
+    if not job_ids:
+        return set()
+    jobs = {guid for guid, row in stored.items() if row[1] == "job" and row[3] and
+            codec.loads(row[3]).get("id") in job_ids}
+    return jobs | {guid for guid, row in stored.items() if row[2] in jobs}
 
 
 def _comparable(record: Record) -> dict[str, Any]:

@@ -30,13 +30,16 @@ def is_service_url(location: str) -> bool:
 
 
 def open_repository(location: str | Path, token: Optional[str] = None, *,
-                    user: Optional[str] = None, **options: Any) -> Repository:
+                    user: Optional[str] = None, dry_run: bool = False,
+                    **options: Any) -> Repository:
     """Open a repository by the string a value table would name it with.
 
     ``token`` and ``user`` (the Workflow Manager user the REST calls act as; default: the OS
     login) matter only for services; an embedded file is opened with local rights. For an
     Esri server without a token, ``WMX_USERNAME``/``WMX_PASSWORD`` (or the keyring) are used
-    to generate one.
+    to generate one. ``dry_run``: the repository is for a run that writes nothing; only an
+    Esri server needs to know (it then leaves a push an earlier run could not finish for the
+    next real run).
     """
     location = str(location).strip()
     if not location:
@@ -44,7 +47,7 @@ def open_repository(location: str | Path, token: Optional[str] = None, *,
     if is_service_url(location):
         from wmx.remote import open_service
 
-        return open_service(location, token=token, user=user, **options)
+        return open_service(location, token=token, user=user, dry_run=dry_run, **options)
     if location.lower().startswith(("postgresql://", "postgres://")):
         return _open_postgres(location, **options)
     from wmx.repository.embedded import EmbeddedRepository

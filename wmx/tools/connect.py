@@ -48,16 +48,18 @@ def token() -> Optional[str]:
     return os.environ.get(TOKEN_VARIABLE) or None
 
 
-def open_location(location: str) -> Repository:
-    """The engine's opener: any location, with the configured token and user."""
-    return open_repository(location, token=token(), user=os.environ.get(USER_VARIABLE) or None)
+def open_location(location: str, *, dry_run: bool = False) -> Repository:
+    """The engine's opener: any location, with the configured token and user; ``dry_run``:
+    for a run that writes nothing (an Esri server's unfinished push waits for a real run)."""
+    return open_repository(location, token=token(), user=os.environ.get(USER_VARIABLE) or None,
+                           dry_run=dry_run)
 
 
 def open_checked(location: str, label: str, name: Optional[str] = None,
-                 name_label: str = "") -> Repository:
+                 name_label: str = "", *, dry_run: bool = False) -> Repository:
     """Open a repository the tool's parameters name, or fail validation saying why."""
     try:
-        repository = open_location(location)
+        repository = open_location(location, dry_run=dry_run)
         actual = repository.info().name
     except RepositoryNotFound:
         raise ValidationFailure([(DATASET_NOT_FOUND, label,

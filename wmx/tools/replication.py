@@ -6,6 +6,7 @@ and turn its outcome into arcpy messages and outputs. No replication logic lives
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 from wmx.engine.identity import SameRepository
@@ -160,10 +161,12 @@ def _run(spec: ToolSpec, ctx: ToolContext, params: dict[str, Any], *, synchroniz
     targets = _targets(ctx, params, synchronizing)
     parent_url = str(params[PARENT_URL.name])
     parent_name = str(params[PARENT_NAME.name])
-    opened = open_checked(parent_url, PARENT_URL.label, parent_name, PARENT_NAME.label)
+    opened = open_checked(parent_url, PARENT_URL.label, parent_name, PARENT_NAME.label,
+                          dry_run=dry_run)
     node = Node(PARENT, parent_name.strip(), parent_url)
     parent = guard(opened, node, fail_fast=True)
-    open_child = guarded_opener(open_location, {t.url: t.name for t in targets})
+    open_child = guarded_opener(functools.partial(open_location, dry_run=dry_run),
+                                {t.url: t.name for t in targets})
     try:
         info = parent.info()
         names = {info.node_id: info.name}
