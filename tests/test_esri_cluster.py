@@ -138,6 +138,19 @@ def test_a_cluster_of_esri_servers_only_replicates_and_synchronizes_through_wmx(
         assert_documented_only(ohio)
 
 
+def test_a_replicate_into_an_esri_child_names_the_configuration_it_could_not_write(tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with EmbeddedRepository(parent) as repository:
+        repository.create_config(JobType(id=None, name="Road Survey"))  # type: ignore
+        job = repository.create_job(1, user=ADMIN, name="travels anyway")
+    with esri_server() as esri:
+        result = wmx.ReplicateJobData(str(parent), "Parent", f"Esri true {esri.url}")
+        assert result.status_code == 0
+        road = [line for line in result.getMessages(1).splitlines() if "Road Survey" in line]
+        assert len(road) == 1 and "job types" in road[0]
+        assert esri.job(job.id)["name"] == "travels anyway"
+
+
 def test_configuration_an_esri_child_cannot_take_is_a_warning_and_the_jobs_still_travel(
         tmp_path, caplog):
     parent = make_repository(tmp_path, "Parent")

@@ -31,6 +31,7 @@ from wmx.model.locations import shown_location
 from wmx.model.records import JOB_KINDS
 from wmx.repository.base import (
     NodeRecord,
+    ReportsWarnings,
     Repository,
     RepositoryError,
     SnapshotPage,
@@ -134,6 +135,8 @@ def _replicate_child(cluster: Cluster, contact: Contact, child: ChildOutcome, pa
                 log.info("replicate %s: %d rows copied", target.name, loaded)
         info = repository.commit_load(load_id, parent_node_id=cluster.parent_id,
                                       id_block_start=block, new_node_id=new_node_id)
+        if isinstance(repository, ReportsWarnings):
+            child.pushed.warnings.extend(repository.take_warnings())
     except BaseException:
         _abort_quietly(repository, load_id)
         raise

@@ -920,10 +920,14 @@ class EsriRepository:
                 self.book.mark_pending_since(tx, report.seq_before)
         if not report.refused:
             self._flush()
-        with self._lock:
-            report.warnings.extend(self._new_warnings)
-            self._new_warnings.clear()
+        report.warnings.extend(self.take_warnings())
         return report
+
+    def take_warnings(self) -> list[str]:
+        """What the server could not take since the last call: each element once a run."""
+        with self._lock:
+            taken, self._new_warnings = self._new_warnings, []
+        return taken
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
         self._pull()

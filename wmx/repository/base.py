@@ -257,6 +257,16 @@ class Repository(Protocol):
 
 
 @runtime_checkable
+class ReportsWarnings(Protocol):
+    """A repository that may not be able to take everything a replicate gives it (an Esri
+    server, whose surface writes no configuration): it says so, for the run's messages."""
+
+    def take_warnings(self) -> list[str]:
+        """What it could not do as asked since the last call (each said once), in order."""
+        ...
+
+
+@runtime_checkable
 class RebuiltNode(Protocol):
     """A repository that can rebuild itself from its own server (an Esri server's mirror): the
     engine lets it adopt the cluster's identities before anything is exchanged."""
