@@ -138,6 +138,31 @@ def test_a_cluster_of_esri_servers_only_replicates_and_synchronizes_through_wmx(
         assert_documented_only(ohio)
 
 
+def test_the_activity_esri_logs_itself_for_a_pushed_job_is_the_clusters_record_not_a_second(
+        tmp_path):
+    with esri_server() as esri:
+        esri.seed_job(name="there first")
+        child = make_repository(tmp_path, "Child")
+        assert replicate(esri.url, Child=child).status_code == 0
+        with EmbeddedRepository(child) as repository:
+            made = repository.create_job(2, user=ADMIN, name="made at the child")
+            hold = repository.create_hold(made.id, 3, user=ADMIN, comments="child hold")
+            repository.release_hold(made.id, hold.id, user=ADMIN, comments="go")
+            repository.log_action(made.id, 7, user=ADMIN, comments="a comment")
+            logged = {a.type for a in repository.activity(made.id)}
+        for _ in range(3):
+            assert synchronize(esri.url, Child=child).status_code == 0
+        # One record per operation on both sides: the child's CreateJob and AddHold are the
+        # ones Esri logged; the ReleaseHold Esri logged (wmx logs none) came to the child.
+        types = sorted(a["type"] for a in esri.activity(made.id))
+        assert len(types) == len(set(types)) and logged < set(types)
+        assert [a["message"] for a in esri.activity(made.id)].count("a comment") == 1
+        with EmbeddedRepository(child) as repository:
+            assert sorted(a.type for a in repository.activity(made.id)) == types
+        assert _posts(esri, "logaction") == 1, "only the comment was logged through logAction"
+        assert_documented_only(esri)
+
+
 def test_a_replicate_into_an_esri_child_names_the_configuration_it_could_not_write(tmp_path):
     parent = make_repository(tmp_path, "Parent")
     with EmbeddedRepository(parent) as repository:
@@ -196,9 +221,8 @@ def _job_with_records(repository, job_type: int, name: str):
 
 
 def _settle_then_lose_the_state_folder(sync, esri, repository_path) -> tuple[str, dict]:
-    """Synchronize twice (the second run brings back the activity Esri logged itself for what
-    was pushed), check both sides agree, delete the state folder; the next run's value table
-    and the counts on both sides."""
+    """Synchronize twice, check both sides agree, delete the state folder; the next run's
+    value table and the counts on both sides."""
     assert sync().status_code == 0
     result = sync()
     assert result.status_code == 0

@@ -95,6 +95,9 @@ says the server's job of that id is this one, not another job that took the id).
 _KIND_ORDER = ("notes", "hold", "activity", "attachment", "extended_property", "dependency")
 _SUB_KINDS_WITH_IDS = ("hold", "attachment", "dependency", "extended_property")
 _CANNOT_WRITE = "Esri documents no REST operation that writes {what}"
+_LOGGED_BY_ESRI = frozenset({"createjob", "assignjob", "closejob", "reopenjob", "addhold",
+                             "releasehold"})
+"""Names of the activity types Workflow Manager logs itself when the operation is made."""
 _PLURAL = {"job_type": "job types", "status": "job statuses", "priority": "job priorities",
            "activity_type": "activity types", "hold_type": "hold types", "user": "users",
            "group": "groups", "config_property": "configuration properties"}
@@ -803,11 +806,21 @@ class EsriRepository:
         activity_type = self._config_id("activity_type", want.type)
         if activity_type is None:
             raise _Refused(f"its activity type {want.type} is not on the server")
+        if self._logged_by_esri(activity_type) and self._matching(
+                "activity", job_id, guid, listed(), lambda r: r.type == activity_type):
+            return  # the server logged it itself for the operation pushed (in its words)
         self._write(job_id, f"jobs/{job_id}/activity/logAction", type=activity_type,
                     comments=want.message or "")
         if self._matching("activity", job_id, guid, reversed(listed()), same) is None:
             raise RepositoryError(f"{self.location} did not record the activity of job "
                                   f"{job_id}")
+
+    def _logged_by_esri(self, activity_type: int) -> bool:
+        """Whether the server logs records of this type itself, for operations made through
+        its surface (creating, assigning, closing and reopening a job, adding and releasing
+        a hold): the cluster's record of such an operation is the one the server logged."""
+        return any(r.KIND == "activity_type" and r.int_id == activity_type and
+                   str(r.unique_name).lower() in _LOGGED_BY_ESRI for r in self._configuration())
 
     def _push_attachment(self, job_id: int, row: tuple) -> None:
         guid, content, deleted = row[0], row[4], row[6]
