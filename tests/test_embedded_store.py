@@ -7,6 +7,8 @@ INSERT adds costs one more random page write per changed row.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
 import uuid
@@ -15,10 +17,13 @@ import attrs
 import pytest
 
 from tests.conftest import ADMIN
+from wmx.model.changes import Change
 from wmx.model.clock import MAX_STAMP
 from wmx.model.guids import new_guid
 from wmx.model.records import JobType
 from wmx.repository.base import InvalidRequest
+from wmx.repository.embedded import EmbeddedRepository
+from wmx.store.rows import SCHEMA_VERSION, parent_job_id
 
 
 def test_new_guids_are_version_7_unique_and_ordered_by_creation_time():
@@ -131,3 +136,91 @@ def test_a_version_no_clock_could_have_stamped_is_refused_and_poisons_nothing(cl
         parent.apply(good, parent_node=parent.info().node_id)
         assert parent.get_job(job.id).guid == job.guid
         assert parent.create_job(1, user=ADMIN).id
+
+
+def _make_layout_1(path) -> None:
+    """Turn a repository file back into the layout wmx wrote before version 2: no
+    ``parent_job_id`` or ``row_no`` column, child jobs found through a ``json_extract``
+    index on the body, elements in ``rowid`` order."""
+    with contextlib.closing(sqlite3.connect(str(path), isolation_level=None)) as db:
+        for statement in (
+                "DROP INDEX elements_parent_job", "DROP INDEX elements_row_no",
+                "ALTER TABLE elements DROP COLUMN parent_job_id",
+                "ALTER TABLE elements DROP COLUMN row_no",
+                "CREATE INDEX elements_parent_job ON elements("
+                "json_extract(body, '$.parentJobId')) WHERE kind='job' AND deleted=0"
+                " AND json_extract(body, '$.parentJobId') IS NOT NULL",
+                "UPDATE meta SET value='1' WHERE key='schema_version'"):
+            db.execute(statement)
+
+
+def test_a_file_of_the_previous_layout_opens_upgraded_and_finds_its_child_jobs(cluster):
+    with cluster.parent() as parent:
+        top = parent.create_job(1, user=ADMIN)
+        children = [parent.create_job(1, user=ADMIN, parent_job_id=top.id).id for _ in range(2)]
+        parent.update_job(children[0], user=ADMIN, description="edited")
+        rows_before = parent.all_rows()
+    _make_layout_1(cluster.parent_path)
+    with contextlib.closing(sqlite3.connect(str(cluster.parent_path))) as db:
+        order_before = [guid for (guid,) in db.execute("SELECT guid FROM elements ORDER BY rowid")]
+
+    with EmbeddedRepository(cluster.parent_path) as upgraded:
+        assert upgraded.child_job_ids(top.id) == children
+        assert upgraded.all_rows() == rows_before
+        page = upgraded.snapshot(0, len(order_before) + 1)
+        assert [row[0] for row in page.rows] == order_before  # row_no follows the old rowid
+        later = upgraded.create_job(1, user=ADMIN, parent_job_id=top.id).id
+        assert upgraded.child_job_ids(top.id) == [*children, later]
+    with contextlib.closing(sqlite3.connect(str(cluster.parent_path))) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            SCHEMA_VERSION,)
+    assert cluster.sync().status_code == 0
+    with cluster.child("Child1") as child:
+        assert child.child_job_ids(top.id) == [*children, later]
+    cluster.assert_converged()
+
+
+@pytest.mark.parametrize(("body", "parent"), [
+    ('{"parentJobId": 7}', 7), ('{"parentJobId": 7.0}', 7), ('{"parentJobId": 7.5}', None),
+    ('{"parentJobId": "7"}', None), ('{"parentJobId": true}', None),
+    ('{"parentJobId": 1e30}', None), ('{"parentJobId": null}', None), ("{}", None),
+    ("[7]", None), ("7", None), ("{not json", None), ("", None), (None, None)])
+def test_the_parent_job_column_is_read_from_the_body_and_never_fails(body, parent):
+    assert parent_job_id("job", body, 0) == parent
+    assert parent_job_id("job", body, 1) is None  # a deleted job is nobody's child
+    assert parent_job_id("hold", body, 0) is None
+
+
+def test_a_job_body_that_is_not_json_is_stored_without_breaking_child_job_lookups(cluster):
+    with cluster.parent() as parent:
+        top = parent.create_job(1, user=ADMIN)
+        child = parent.create_job(1, user=ADMIN, parent_job_id=top.id).id
+        with parent.transaction() as tx:
+            tx.write_local(Change(guid=new_guid(), kind="job", hlc=parent.clock.now(),
+                                  origin=tx.node_id(), int_id=99_999, body="{not json"))
+        assert parent.child_job_ids(top.id) == [child]
+        assert 99_999 in parent.job_ids()
+        parent.update_job(child, user=ADMIN, description="still writable")
+        assert parent.child_job_ids(top.id) == [child]
+
+
+def test_a_snapshot_cursor_survives_a_renumbering_of_rowids(cluster):
+    """VACUUM may renumber the rowids of a table without an INTEGER PRIMARY KEY (the elements
+    table's key is a GUID): a copy paging by rowid would then meet elements twice, or never."""
+    with cluster.parent() as parent:
+        for _ in range(5):
+            parent.create_job(1, user=ADMIN)
+        expected = sorted(row[0] for row in parent.all_rows())
+        first = parent.snapshot(0, 4)
+        with contextlib.closing(sqlite3.connect(str(cluster.parent_path),
+                                                isolation_level=None)) as db:
+            db.execute("UPDATE elements SET rowid = 1000000 - rowid")  # as VACUUM may
+        seen = [row[0] for row in first.rows]
+        cursor = first.cursor
+        while True:
+            page = parent.snapshot(cursor, 4)
+            seen += [row[0] for row in page.rows]
+            cursor = page.cursor
+            if not page.more:
+                break
+    assert sorted(seen) == expected

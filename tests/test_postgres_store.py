@@ -7,6 +7,7 @@ Skipped without a server; fails under ``WMX_REQUIRE_POSTGRES=1`` (CI).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -28,6 +29,8 @@ from wmx.repository import (
 )
 from wmx.repository.base import RepositoryBusy
 from wmx.repository.setup import initialise
+from wmx.store.postgres_location import PostgresLocation
+from wmx.store.rows import SCHEMA_VERSION
 
 USER = "tester"
 postgres_server = postgres_helpers.postgres_server
@@ -267,3 +270,36 @@ def test_a_replicate_killed_mid_copy_leaves_the_child_as_it_was_and_the_next_one
         assert outcome.status_code == 0, outcome.children[0].error
         with open_repository(repository_location) as child:
             assert child.all_rows() == parent.all_rows()
+
+
+def test_a_schema_of_the_previous_layout_opens_upgraded_and_finds_its_child_jobs(
+        repository_location: str) -> None:
+    """Layout 1 computed ``parent_job_id`` in a generated column; layout 2 writes it."""
+    import psycopg
+
+    with contextlib.closing(open_repository(repository_location)) as repository:
+        top = repository.create_job(1, user=USER)  # type: ignore[attr-defined]
+        child = repository.create_job(  # type: ignore[attr-defined]
+            1, user=USER, parent_job_id=top.id).id
+    where = PostgresLocation.parse(repository_location)
+    with psycopg.connect(where.conninfo, autocommit=True) as db:
+        db.execute(f'SET search_path TO "{where.schema}"')
+        for statement in (
+                "ALTER TABLE elements DROP COLUMN parent_job_id",
+                "ALTER TABLE elements ADD COLUMN parent_job_id BIGINT GENERATED ALWAYS AS ("
+                "CASE WHEN kind = 'job' AND deleted = 0 AND"
+                " jsonb_typeof(body::jsonb -> 'parentJobId') = 'number'"
+                " THEN (body::jsonb ->> 'parentJobId')::numeric::bigint END) STORED",
+                "CREATE INDEX elements_parent_job ON elements (parent_job_id)"
+                " WHERE parent_job_id IS NOT NULL",
+                "UPDATE meta SET value = '1' WHERE key = 'schema_version'"):
+            db.execute(statement)
+    with contextlib.closing(open_repository(repository_location)) as upgraded:
+        assert upgraded.child_job_ids(top.id) == [child]  # type: ignore[attr-defined]
+        later = upgraded.create_job(  # type: ignore[attr-defined]
+            1, user=USER, parent_job_id=top.id).id
+        assert upgraded.child_job_ids(top.id) == [child, later]  # type: ignore[attr-defined]
+    with psycopg.connect(where.conninfo, autocommit=True) as db:
+        db.execute(f'SET search_path TO "{where.schema}"')
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'"
+                          ).fetchone() == (SCHEMA_VERSION,)
