@@ -52,7 +52,7 @@ _HEADER_BYTES = 100
 _APPLICATION_ID_AT = 68
 
 SQLITE = Dialect(
-    name="SQLite", integer="INTEGER", flag="INTEGER", binary="BLOB",
+    integer="INTEGER", flag="INTEGER", binary="BLOB",
     # Nullable: ALTER TABLE can only add it so to an older file; every write numbers it.
     row_number="INTEGER",
     next_row_number="(SELECT COALESCE(MAX(row_no), 0) + 1 FROM elements)",
@@ -80,6 +80,7 @@ _UPGRADE = (
 )
 """From layout 1: the columns, ``row_no`` numbered in ``rowid`` order (the cursor it replaces);
 ``parent_job_id`` is filled in by :meth:`EmbeddedRepository._upgrade`."""
+
 
 def embedded_path(location: str) -> Path:
     """The file behind an embedded location (``sqlite:///path`` or a plain path)."""
@@ -216,7 +217,11 @@ class EmbeddedRepository(SqlStore[_Transaction]):
         kwargs = {"wall": wall_clock} if wall_clock else {}
         self.clock = HybridLogicalClock(int(meta.get("clock", "0")), **kwargs)
         if version != SCHEMA_VERSION:
-            self._upgrade()
+            try:
+                self._upgrade()
+            except BaseException:
+                self._db.close()  # a store that failed to open holds no connection
+                raise
 
     def _upgrade(self) -> None:
         """Bring a file of an older layout up to date, in one transaction (another process may

@@ -20,7 +20,6 @@ class Dialect:
     may hold (SQLite limits a statement's parameters); ``None`` names them all as one array
     parameter (``= ANY(?)``)."""
 
-    name: str
     integer: str
     """The 64-bit integer column type."""
     flag: str
@@ -37,6 +36,9 @@ class Dialect:
     """The statement that gives a staged copy, swapped in, its GUID key."""
     byte_order: str = ""
     """What makes ``ORDER BY guid`` sort by bytes, as the other store does."""
+    nulls_first: str = ""
+    """What sorts NULLs first in an ascending ``ORDER BY``, as SQLite does by itself (and
+    SQLite before 3.30 cannot say)."""
     translate_placeholders: bool = False
     """Whether the driver wants ``%s`` for ``?`` (and ``%%`` for ``%``)."""
     guid_chunk: Optional[int] = None

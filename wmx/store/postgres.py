@@ -69,11 +69,11 @@ DEFAULT_POOL_SIZE = 10
 _LOCK_CLASS = 0x776D78
 """First key of the advisory lock (``wmx``); the second is the hash of the schema's name."""
 POSTGRES = Dialect(
-    name="PostgreSQL", integer="BIGINT", flag="SMALLINT", binary="BYTEA",
+    integer="BIGINT", flag="SMALLINT", binary="BYTEA",
     row_number="BIGINT GENERATED ALWAYS AS IDENTITY", next_row_number="DEFAULT",
     serial_key="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     staged_key="ALTER TABLE elements ADD PRIMARY KEY (guid)",
-    byte_order=' COLLATE "C"', translate_placeholders=True)
+    byte_order=' COLLATE "C"', nulls_first=" NULLS FIRST", translate_placeholders=True)
 _ELEMENT_TABLE = element_table(POSTGRES, "{table}", "{key}")
 _UPSERT = upsert("elements", (*ROW_FIELDS, "seq", "parent_job_id"), "guid")
 _UPGRADE = (

@@ -400,8 +400,8 @@ class SqlStore(JobTracking[Tx], abc.ABC):
             # users and groups on each request to check privileges).
             statement += " AND name IS NOT NULL"
         with self._query() as session:
-            rows = session.execute(statement + " ORDER BY int_id NULLS FIRST, seq",
-                                   args).fetchall()
+            rows = session.execute(
+                f"{statement} ORDER BY int_id{self.dialect.nulls_first}, seq", args).fetchall()
         return [(guid, codec.loads(body)) for guid, body in rows]
 
     def read_content(self, guid: str) -> Optional[bytes]:
