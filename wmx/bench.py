@@ -11,14 +11,18 @@ side, in one run, the figures that SPEC §4 sets targets for:
   a ratio to the raw limit;
 * **synchronize** K changed jobs in a repository of 10,000 rows and of N (1,000,000) rows, and
   the ratio of the two times (sync cost must follow the changes, not the repository size);
+  each against the same changes as a **SQLite session changeset** recorded on one copy of the
+  parent and applied to another (``wmx.bench_changeset``, with apsw; skipped with the reason
+  without it) and against a raw ``sqlite3`` sync;
 * a **no-op synchronize** of a parent and 10 children over HTTP (seconds);
 * the **peak RSS** of a 1,000,000-row replicate, measured in a child process of its own;
 * **Esri's server** (the strict double of ``tests/esri_double.py``, in a process of its own, with
   a simulated per-request latency): the first run against it (mirror built) and a sync with
   nothing new, as seconds, requests and requests per job, at 1,000 and 10,000 jobs;
 * **PostgreSQL** (``wmx.bench_postgres``): replicate embedded → PostgreSQL as a ratio to a raw
-  ``COPY`` of the same rows, and REST writes through two ``wmx serve`` processes on one
-  PostgreSQL repository as a ratio to one process (skipped, with the reason, without a server).
+  ``COPY`` of the same rows, the sync figure with a PostgreSQL child at both sizes, and REST
+  writes through two ``wmx serve`` processes on one PostgreSQL repository as a ratio to one
+  process (skipped, with the reason, without a server).
 
 Every figure that has a physical limit is reported as a ratio to the raw copy measured in the
 same run, so the verdicts hold on a slow or noisy machine. Timings use ``time.perf_counter``,

@@ -5,6 +5,9 @@
   STDIN``-ed with psycopg into a plain table of the store's element-table definition, in a
   scratch schema, one transaction. Rows/s of both and their ratio (target ≥ 0.5), medians over
   ``--repeat`` after a warm-up of each;
+* **sync with a PostgreSQL child**: the SQLite sync figure's measurement (``Bench.timed_syncs``:
+  the same changed jobs, the same repeats) between each embedded parent (10,000 and N rows)
+  and a PostgreSQL replica of it, and the ratio large / small (no target of its own);
 * **REST writes through ``wmx serve``**: a fixed number of ``jobs/create`` POSTs (Esri's
   documented call) from a fixed number of client threads, through one real ``wmx serve``
   process on a PostgreSQL repository, then spread over two such processes on the same
