@@ -452,7 +452,9 @@ def _raw_upsert(db: sqlite3.Connection, rows: list[tuple]) -> None:
     versions = ", ".join(f"{column}=excluded.{column}" for column in RAW_COLUMNS[5:])
     db.execute("BEGIN IMMEDIATE")
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM elements").fetchone()[0]
-    db.executemany(f"INSERT INTO elements ({', '.join(RAW_COLUMNS)}) VALUES ({marks})"
+    # A new element gets the next row number (the snapshot cursor), as the store gives it.
+    db.executemany(f"INSERT INTO elements ({', '.join(RAW_COLUMNS)}, row_no) VALUES ({marks},"
+                   " (SELECT COALESCE(MAX(row_no), 0) + 1 FROM elements))"
                    f" ON CONFLICT(guid) DO UPDATE SET {versions}",
                    [(*row, seq + offset) for offset, row in enumerate(rows, start=1)])
     db.execute("COMMIT")
