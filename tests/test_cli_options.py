@@ -107,3 +107,32 @@ def test_bench_passes_every_argument_through_to_the_benchmark():
     done = run_wmx("bench", "--smoke", "--help")
     assert done.returncode == 0, done.stderr
     assert "python -m wmx.bench" in done.stdout and "--smoke" in done.stdout
+
+
+def test_replicate_and_sync_take_the_token_from_a_token_file(tmp_path):
+    """A scheduled task keeps the token of a secured parent in a file only its account can
+    read: ``--token-file`` presents it, as WMX_TOKEN would, and never prints it."""
+    from tests.cli_helpers import wmx_here
+    from tests.http_helpers import ADMIN, make_repository, running_server
+
+    secret = "tok-3f9a1c"
+    parent = make_repository(tmp_path, "Parent")
+    child = make_repository(tmp_path, "Child")
+    token_file = tmp_path / "token.txt"
+    token_file.write_text(f"{secret}\n", encoding="utf-8")
+    with running_server(parent, token=secret) as server:
+        rows = f"Child true {child}"
+        user = {"WMX_USER": ADMIN, "WMX_TOKEN": ""}
+        refused = wmx_here("replicate", server.url, "Parent", rows, env=user)
+        assert refused.returncode != 0
+        done = wmx_here("replicate", server.url, "Parent", rows, "--token-file", token_file,
+                        env=user)
+        assert done.returncode == 0, done.stdout + done.stderr
+        done = wmx_here("sync", server.url, "Parent", rows, "--token-file", token_file,
+                        env=user)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert secret not in done.stdout + done.stderr
+        missing = wmx_here("sync", server.url, "Parent", rows,
+                           "--token-file", tmp_path / "nowhere.txt", env=user)
+        assert missing.returncode != 0
+        assert "Cannot read the token file" in missing.stdout + missing.stderr

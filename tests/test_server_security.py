@@ -15,7 +15,7 @@ from tests.http_helpers import ADMIN, EDITOR, Client, error_code, make_repositor
 from wmx.repository.base import NotAuthorized
 from wmx.repository.embedded import EmbeddedRepository
 from wmx.repository.rest import RestRepository
-from wmx.server.auth import read_token_file
+from wmx.tokens import read_token_file
 
 pytestmark = pytest.mark.http
 

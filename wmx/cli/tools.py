@@ -8,6 +8,7 @@ the tool's messages are printed as the tool writes them. Nothing here holds repl
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
@@ -140,15 +141,30 @@ def cmd_serve(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK
 
 
+def _present_token_file(args: argparse.Namespace) -> None:
+    """``--token-file``: the token every service of the run is asked with, as ``WMX_TOKEN``
+    gives it (the file, unlike the variable, can be readable by one account only)."""
+    from wmx.tokens import read_token_file
+    from wmx.tools.connect import TOKEN_VARIABLE
+
+    if args.token_file is not None:
+        try:
+            os.environ[TOKEN_VARIABLE] = read_token_file(args.token_file)
+        except ValueError as exc:
+            raise CommandError(None, str(exc)) from None
+
+
 def cmd_replicate(args: argparse.Namespace, out: Output) -> int:
     from wmx.tools import ReplicateJobData
 
+    _present_token_file(args)
     return run_tool(out, lambda: ReplicateJobData(args.parent, args.name, args.children))
 
 
 def cmd_sync(args: argparse.Namespace, out: Output) -> int:
     from wmx.tools import SynchronizeJobData
 
+    _present_token_file(args)
     return run_tool(out, lambda: SynchronizeJobData(
         args.parent, args.name, args.children, dry_run=args.dry_run, conflict_policy=args.policy))
 
@@ -287,3 +303,6 @@ def _cluster_arguments(sub: argparse.ArgumentParser, command: str) -> None:
     sub.add_argument("parent", help="parent repository: a file path or a WMServer URL")
     sub.add_argument("name", help="the parent repository's name")
     sub.add_argument("children", metavar="CHILDREN", help=CHILDREN_HELP[command])
+    sub.add_argument("--token-file", metavar="FILE",
+                     help="file holding the token for the run's secured services (instead "
+                          "of WMX_TOKEN)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import re
-from pathlib import Path
 from typing import Optional
 
 from wmx.model.records import PRIV_ADMINISTRATOR, User
@@ -30,17 +29,6 @@ TOKEN_HEADERS = ("X-Esri-Authorization", "Authorization")
 PLAIN_USER_NAME = re.compile(r"[\w.@$\\-]{1,64}")
 """A user name as directories spell them (``DOMAIN\\name``, ``name@domain``): repeated in
 refusals; no other ``user`` value is."""
-
-
-def read_token_file(path: str | Path) -> str:
-    """The token a server requires: the file's contents, surrounding white space stripped."""
-    try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"Cannot read the token file {path}: {exc.strerror}") from None
-    if not token:
-        raise ValueError(f"The token file {path} is empty")
-    return token
 
 
 def presented_token(headers: HeaderLookup, parameter: Optional[str]) -> Optional[str]:
@@ -111,5 +99,5 @@ def require_replication_user(call: Call) -> str:
     return name
 
 
-__all__ = ["TOKEN_HEADERS", "check_token", "find_user", "presented_token", "read_token_file",
+__all__ = ["TOKEN_HEADERS", "check_token", "find_user", "presented_token",
            "require_privilege", "require_replication_user", "require_user", "user_name"]

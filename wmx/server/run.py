@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
 
 from wmx.repository.jobs import ServedRepository
 from wmx.server.app import DEFAULT_MAX_BODY_BYTES, close_app, create_app, service_of
-from wmx.server.auth import read_token_file
+from wmx.tokens import read_token_file
 
 log = logging.getLogger("wmx.server")
 
