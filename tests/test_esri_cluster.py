@@ -220,15 +220,18 @@ def _job_with_records(repository, job_type: int, name: str):
     return job
 
 
-def _settle_then_lose_the_state_folder(sync, esri, repository_path) -> tuple[str, dict]:
-    """Synchronize twice, check both sides agree, delete the state folder; the next run's
-    value table and the counts on both sides."""
+def _settle_then_lose_the_state_folder(sync, esri, repository_path=None) -> tuple[str, dict]:
+    """Synchronize twice, check both sides agree (with the embedded repository at
+    ``repository_path``), delete the state folder; the next run's value table and the counts
+    on both sides."""
     assert sync().status_code == 0
     result = sync()
     assert result.status_code == 0
-    with EmbeddedRepository(repository_path) as repository:
-        before = _counts(esri, repository)
-    assert before["wmx"] == before["esri"]
+    before: dict = {}
+    if repository_path is not None:
+        with EmbeddedRepository(repository_path) as repository:
+            before = _counts(esri, repository)
+        assert before["wmx"] == before["esri"]
     shutil.rmtree(os.environ["WMX_STATE_DIR"])
     return result.getOutput(1), before
 
@@ -319,6 +322,58 @@ def test_an_esri_child_whose_state_folder_was_deleted_rejoins_at_the_next_sync(t
         assert _posts(esri, "holds/create") == 0 and _posts(esri, "attachments/add") == 0
         assert _posts(esri, "logaction") == 0 and _posts(esri, "jobs/create") == 0
         assert_documented_only(esri)
+
+
+def test_a_replicate_after_the_state_folder_was_lost_keeps_what_the_child_had_not_sent(
+        tmp_path):
+    """ReplicateJobData consolidates a replica's unsent changes before it replaces it: with
+    the Esri parent's mirror lost, the child is registered again first, so its new job
+    reaches the server instead of only a rescue file, and nothing is doubled."""
+    with esri_server() as esri:
+        first, _ = seed_rich_job(esri)
+        child = make_repository(tmp_path, "Child")
+        assert replicate(esri.url, Child=child).status_code == 0
+        with EmbeddedRepository(child) as repository:
+            sent = _job_with_records(repository, 2, "sent before")
+        _rows, before = _settle_then_lose_the_state_folder(
+            lambda: synchronize(esri.url, Child=child), esri, child)
+        with EmbeddedRepository(child) as repository:
+            unsent = repository.create_job(2, user=ADMIN, name="made after the loss")
+        result = replicate(esri.url, Child=child)
+        assert result.status_code == 0, result.getMessages()
+        assert esri.job(unsent.id)["name"] == "made after the loss"
+        with EmbeddedRepository(child) as repository:
+            after = _counts(esri, repository)
+            assert repository.get_job(unsent.id).name == "made after the loss"
+        assert after["wmx"] == after["esri"]
+        for job_id in (first, sent.id):
+            assert after["wmx"][job_id] == before["wmx"][job_id]
+        assert_documented_only(esri)
+
+
+def test_a_cluster_of_esri_servers_that_lost_both_mirrors_is_refused_until_replicated(
+        tmp_path):
+    """Both mirrors lived in the lost state folder: nothing records that Ohio is Redlands'
+    replica any more (Esri servers keep no trace of wmx), and merging two servers wmx cannot
+    tell apart from strangers would mix unrelated job data. The sync refuses Ohio, writing
+    nothing; ReplicateJobData makes it a replica again, with nothing doubled."""
+    with esri_server("Redlands") as parent, esri_server("Ohio") as ohio:
+        first, _ = seed_rich_job(parent)
+        replica = f"Ohio true {ohio.url}"
+        assert wmx.ReplicateJobData(parent.url, "Redlands", replica).status_code == 0
+        ohio.seed_hold(first, type=3, holdComments="Ohio holds it")
+        rows, _ = _settle_then_lose_the_state_folder(
+            lambda: wmx.SynchronizeJobData(parent.url, "Redlands", replica), parent)
+        parent.clear_requests()
+        ohio.clear_requests()
+        with pytest.raises(wmx.ExecuteError, match="not a replica"):
+            wmx.SynchronizeJobData(parent.url, "Redlands", rows)
+        assert _posts(parent, "") == 0 and _posts(ohio, "") == 0
+        assert wmx.ReplicateJobData(parent.url, "Redlands", replica).status_code == 0
+        assert wmx.SynchronizeJobData(parent.url, "Redlands", rows).status_code == 0
+        for server in (parent, ohio):
+            assert [h["holdComments"] for h in server.holds(first)].count("Ohio holds it") == 1
+            assert_documented_only(server)
 
 
 def test_a_stranger_with_a_new_mirror_is_still_refused(tmp_path):

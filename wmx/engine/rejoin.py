@@ -29,27 +29,34 @@ log = logging.getLogger("wmx.engine")
 
 def rejoin(cluster: Cluster, contacts: list[Contact], *, page_size: int) -> dict[str, str]:
     """Let every rebuilt node of the run adopt the cluster's identities and registration;
-    returns, per child that rejoined (by node id), what to tell the user."""
-    parent_rebuilt = cluster.info.rebuilt
+    returns, per child that rejoined (by node id), what to tell the user.
+
+    A rebuilt parent adopts from all its children first (it compares its server with
+    anything only once, afterwards); then each rebuilt child adopts from the parent."""
+    usable = [c for c in contacts if c.repository is not None and c.info is not None
+              and c.error is None]
     notices: dict[str, str] = {}
-    for contact in contacts:
-        if contact.repository is None or contact.info is None or contact.error is not None:
-            continue
-        node_id = contact.info.node_id
+    if cluster.info.rebuilt:
+        for contact in usable:
+            assert contact.info is not None
+            if contact.info.parent_node_id == cluster.parent_id and \
+                    contact.info.node_id not in cluster.nodes and \
+                    _rejoin_parent(cluster, contact, page_size):
+                notices[contact.info.node_id] = (
+                    f"{cluster.info.name} had lost its record of the cluster (an Esri "
+                    f"server's mirror, with the state folder): it was rebuilt from the server, "
+                    f"{contact.target.name} registered again, its elements matched and every "
+                    "change exchanged again")
+        if isinstance(cluster.parent, RebuiltNode) and cluster.parent.info().rebuilt:
+            cluster.parent.adopt((), since=None)  # no child to take identities from
+        cluster.info = cluster.parent.info()
+    for contact in usable:
+        assert contact.info is not None
         if contact.info.rebuilt and _rejoin_child(cluster, contact, page_size):
-            notices[node_id] = (
+            notices[contact.info.node_id] = (
                 f"{contact.target.name} had lost its record of the cluster (an Esri server's "
                 f"mirror, with the state folder): it was rebuilt from the server, its elements "
                 f"were matched with {cluster.info.name}'s and every change exchanged again")
-        elif parent_rebuilt and contact.info.parent_node_id == cluster.parent_id and \
-                node_id not in cluster.nodes and _rejoin_parent(cluster, contact, page_size):
-            notices[node_id] = (
-                f"{cluster.info.name} had lost its record of the cluster (an Esri server's "
-                f"mirror, with the state folder): it was rebuilt from the server, "
-                f"{contact.target.name} registered again, its elements matched and every "
-                "change exchanged again")
-    if parent_rebuilt:
-        cluster.info = cluster.parent.info()
     for text in notices.values():
         log.warning("%s", text)
     return notices

@@ -25,6 +25,7 @@ from wmx.engine.cluster import Cluster, Opener
 from wmx.engine.exchange import export_repository
 from wmx.engine.identity import Contact, contact_children
 from wmx.engine.outcome import FAILED, ChildOutcome, ChildTarget, RunOutcome
+from wmx.engine.rejoin import rejoin
 from wmx.engine.synchronize import consolidate, open_session
 from wmx.model.changes import ROW_FIELDS, ConflictPolicy
 from wmx.model.locations import shown_location
@@ -65,6 +66,7 @@ def replicate(parent: Repository, targets: list[ChildTarget], open_child: Opener
     outcome = RunOutcome(parent_name=cluster.info.name, started_at=started)
     with contact_children(parent, cluster.info, targets, open_child,
                           replicating=True) as contacts:
+        rejoin(cluster, contacts.contacts, page_size=page_size)
         cluster.ensure_parent_node()
         children = [ChildOutcome(contact.target) for contact in contacts]
         outcome.children.extend(children)
