@@ -4,10 +4,12 @@ the same jobs, notes, holds and activity (the property the engine guarantees for
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,11 @@ from tests.http_helpers import ADMIN, make_repository
 from wmx.repository.embedded import EmbeddedRepository
 
 NODES = ("parent", "child", "esri")
+EVENTS = ("sync", "lose the state folder")
+"""Besides the users' edits: a sync in between, and the state folder lost (deleted, or the
+task run as another user), after which the mirror is rebuilt and must rejoin."""
 ACTIONS = st.lists(st.tuples(
-    st.sampled_from(NODES),
+    st.sampled_from(NODES + EVENTS),
     st.sampled_from(("create", "rename", "notes", "hold", "release", "comment", "close",
                      "delete", "attach", "depend")),
     st.integers(0, 3), st.text("abcdef ", min_size=1, max_size=6)), max_size=8)
@@ -65,6 +70,16 @@ def _esri_act(double: EsriDouble, action: str, pick: int, text: str) -> None:
                 releasedBy=ADMIN, releaseDate=double.now_ms(), releaseComments=text)
     else:
         double.seed_activity(job, type=7, message=f"esri {text}", user=ADMIN)
+
+
+def _happen(event: str, sync: Callable[[str], wmx.Result], rows: str, state: Path) -> str:
+    """An event between the users' edits; the value table of the next sync."""
+    if event == "sync":
+        result = sync(rows)
+        assert result.status_code == 0, result.getMessages()
+        return result.getOutput(1)
+    shutil.rmtree(state, ignore_errors=True)
+    return rows
 
 
 def _wmx_act(repository: EmbeddedRepository, action: str, pick: int, text: str) -> None:
@@ -147,7 +162,11 @@ def test_a_cluster_with_an_esri_child_converges_whatever_its_users_do(actions, m
             rows = f"Esri true {esri.url};Child true {child}"
             assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
             for node, action, pick, text in actions:
-                if node == "esri":
+                if node in EVENTS:
+                    rows = _happen(node, functools.partial(wmx.SynchronizeJobData,
+                                                           str(parent), "Parent"),
+                                   rows, folder / "state")
+                elif node == "esri":
                     _esri_act(esri, action, pick, text)
                 else:
                     with EmbeddedRepository(parent if node == "parent" else child) as repo:
@@ -178,7 +197,11 @@ def test_a_cluster_under_an_esri_parent_converges_whatever_its_users_do(actions,
             rows = f"One true {one};Two true {two}"
             assert wmx.ReplicateJobData(esri.url, "Redlands", rows).status_code == 0
             for node, action, pick, text in actions:
-                if node == "esri":
+                if node in EVENTS:
+                    rows = _happen(node, functools.partial(wmx.SynchronizeJobData,
+                                                           esri.url, "Redlands"),
+                                   rows, folder / "state")
+                elif node == "esri":
                     _esri_act(esri, action, pick, text)
                 else:
                     with EmbeddedRepository(one if node == "parent" else two) as repo:
