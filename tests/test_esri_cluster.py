@@ -163,6 +163,42 @@ def test_the_activity_esri_logs_itself_for_a_pushed_job_is_the_clusters_record_n
         assert_documented_only(esri)
 
 
+def test_a_job_id_taken_on_an_esri_child_is_never_overwritten_and_reported_every_run(
+        tmp_path):
+    """An Esri user takes the id of a job the parent just made (a server ignoring
+    JOB_ID_START_VALUE): the parent keeps its job and renumbers Esri's. Esri cannot renumber:
+    the renumbered job reaches the server under its new id, and the server's old job is named
+    by every run until it is deleted there; then the parent's job takes its id."""
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        rows = f"Esri true {esri.url}"
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        with EmbeddedRepository(parent) as repository:
+            mine = repository.create_job(1, user=ADMIN, name="made at the parent")
+        esri.seed_job(id=mine.id, name="made on Esri", jobTypeId=2)
+        messages = wmx.SynchronizeJobData(str(parent), "Parent", rows).getMessages()
+        assert esri.job(mine.id)["name"] == "made on Esri", "never overwritten"
+        assert f"job {mine.id}" in messages and "collision" in messages
+        assert "it is now job" in messages
+        for _ in range(2):  # the next runs, and every one after them
+            messages = wmx.SynchronizeJobData(str(parent), "Parent", rows).getMessages()
+            assert f"job {mine.id} on the Esri server" in messages
+            assert "no longer synchronized" in messages and "collision" in messages
+        with EmbeddedRepository(parent) as repository:
+            [renumbered] = [j for j in repository.jobs() if j != mine.id]
+            assert repository.get_job(renumbered).name == "made on Esri"
+            assert repository.get_job(mine.id).name == "made at the parent"
+        assert esri.job(renumbered)["name"] == "made on Esri"
+
+        esri.jobs.pop(mine.id)  # deleted on the server by hand, as the warning says
+        messages = wmx.SynchronizeJobData(str(parent), "Parent", rows).getMessages()
+        assert "no longer synchronized" not in messages
+        assert esri.job(mine.id)["name"] == "made at the parent"
+        with EmbeddedRepository(parent) as repository:
+            assert sorted(repository.jobs()) == sorted(esri.jobs)
+        assert_documented_only(esri)
+
+
 def test_a_replicate_into_an_esri_child_names_the_configuration_it_could_not_write(tmp_path):
     parent = make_repository(tmp_path, "Parent")
     with EmbeddedRepository(parent) as repository:
@@ -456,24 +492,4 @@ def test_an_esri_child_whose_state_folder_was_deleted_is_replicated_again_withou
         assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
         assert wmx.SynchronizeJobData(str(parent), "Parent", rows).status_code == 0
         assert counts() == before
-        assert_documented_only(esri)
-
-
-def test_a_job_id_taken_on_an_esri_child_by_another_job_is_reported_never_overwritten(
-        tmp_path):
-    parent = make_repository(tmp_path, "Parent")
-    with esri_server() as esri:
-        rows = f"Esri true {esri.url}"
-        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
-        with EmbeddedRepository(parent) as repository:
-            mine = repository.create_job(1, user=ADMIN, name="made at the parent")
-        # An Esri user takes that id on the server before the sync (a server that ignores
-        # JOB_ID_START_VALUE, or a job made with an explicit id).
-        esri.seed_job(id=mine.id, name="made on Esri", jobTypeId=2)
-        result = wmx.SynchronizeJobData(str(parent), "Parent", rows)
-        assert esri.job(mine.id)["name"] == "made on Esri", "never overwritten"
-        messages = result.getMessages()
-        assert f"job {mine.id}" in messages and "collision" in messages
-        with EmbeddedRepository(parent) as repository:
-            assert repository.get_job(mine.id).name == "made at the parent"
         assert_documented_only(esri)

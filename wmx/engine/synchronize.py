@@ -39,7 +39,14 @@ from wmx.engine.outcome import SKIPPED, ChildOutcome, ChildTarget, RunOutcome
 from wmx.engine.rejoin import rejoin
 from wmx.model.changes import Change, ConflictPolicy
 from wmx.model.clock import stamp_from_datetime
-from wmx.repository.base import NodeInfo, NodeRecord, Repository, RepositoryError
+from wmx.repository.base import (
+    ApplyReport,
+    NodeInfo,
+    NodeRecord,
+    ReportsWarnings,
+    Repository,
+    RepositoryError,
+)
 
 log = logging.getLogger("wmx.engine")
 
@@ -134,6 +141,7 @@ def _pull(cluster: Cluster, contact: Contact, child: ChildOutcome, run: _Run
         session = open_session(cluster, contact.repository, contact.info, child)
         _consolidate(cluster, session, run, since_time=None if session.recovery else
                      target.last_sync_time, until_seq=session.info.seq)
+        _collect_warnings(cluster.parent, child.pulled)
         log.info("pulled %d change(s) from %s", child.pulled.writes, target.name)
         return session
     except RepositoryError as exc:
@@ -254,6 +262,7 @@ def _push(cluster: Cluster, session: _Session, run: _Run) -> None:
             if session.exchanged:
                 node.incarnation = session.repository.renew_incarnation()
             cluster.save(node, last_sync=run.started)
+        _collect_warnings(session.repository, child.pushed)
         child.last_sync_time = target.last_sync_time if run.dry_run else run.started
         log.info("pushed %d change(s) to %s", child.pushed.writes, target.name)
     except RepositoryError as exc:
@@ -306,6 +315,13 @@ def _deliver(cluster: Cluster, session: _Session, run: _Run, changes: list[Chang
         # Nothing was written at the child since we read it: skip our own echo.
         node.pull_seq = report.seq_after
     return True
+
+
+def _collect_warnings(repository: Repository, report: ApplyReport) -> None:
+    """What a repository could not do as asked outside any apply (an Esri server's element
+    still held back, read while nothing was pushed to it): reported by every run."""
+    if isinstance(repository, ReportsWarnings):
+        report.warnings.extend(repository.take_warnings())
 
 
 def _with_pending(changes: list[Change], pending: dict[str, Change],

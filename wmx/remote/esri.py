@@ -456,8 +456,12 @@ class EsriRepository:
                 # The element this server job stood for has another id now (renumbered in
                 # the cluster after an id collision): the server cannot renumber, so this
                 # job is left out rather than read as a second copy.
-                log.warning("job %s on %s stands for an element the cluster renumbered; it "
-                            "is no longer synchronized", job_id, self.location)
+                row = stored.get(bound)
+                now = codec.loads(row[3]).get("id") if row and row[3] else "?"
+                self._tell(f"job {job_id} on the Esri server {self.location} stands for a job "
+                           f"the cluster renumbered (now job {now}); Esri cannot "
+                           "renumber a job, so this one is no longer synchronized: delete it "
+                           "there by hand once checked")
                 continue
             job_guid = bound or by_id.get(("job", job_id))
             if job_guid in pending and bound is None:
@@ -527,12 +531,16 @@ class EsriRepository:
         with self._lock:
             if guid in self._warned:
                 return
-            text = (f"{what} was not written to the Esri server {self.location}: {reason}. "
-                    "It is reported again by every run until it is changed by hand there or "
-                    "the change is superseded.")
-            self._warned[guid] = text
-            self._new_warnings.append(text)
+            self._warned[guid] = reason
         self.book.hold_back(guid, reason)
+        self._tell(f"{what} was not written to the Esri server {self.location}: {reason}. "
+                   "It is reported again by every run until it is changed by hand there or "
+                   "the change is superseded.")
+
+    def _tell(self, text: str) -> None:
+        """A WARNING for the run's messages (:meth:`take_warnings`) and the log."""
+        with self._lock:
+            self._new_warnings.append(text)
         log.warning("%s", text)
 
     def _flush(self) -> None:
