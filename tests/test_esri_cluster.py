@@ -347,6 +347,8 @@ def test_an_esri_child_whose_state_folder_was_deleted_rejoins_at_the_next_sync(t
         with EmbeddedRepository(parent) as repository:
             repository.update_job(other.id, user=ADMIN, description="edited at the parent")
         esri.update_job(job.id, description="edited on Esri")
+        with open_repository(esri.url) as looked_at:  # an admin looks at the server first
+            assert sorted(looked_at.jobs()) == sorted(esri.jobs)
         esri.clear_requests()
 
         result = wmx.SynchronizeJobData(str(parent), "Parent", rows)

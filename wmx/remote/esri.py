@@ -372,7 +372,7 @@ class EsriRepository:
         self.book.bind(bindings)
         reconcile(self.mirror, seen, esri_node=self.node_id,
                   skip=set(pending) | _rows_of_jobs(stored, waiting))
-        if self._rebuilding:
+        if self._rebuilding and self._adopted:
             self.book.rebuilt()
             self._rebuilding = False
         self._pulled = True
@@ -389,8 +389,13 @@ class EsriRepository:
         another node stamped since the last exchange are pending pushes (the cluster's change
         wins over the server's state); what the server holds beyond them gets derived GUIDs
         when the mirror is brought up to date."""
-        if not self._rebuilding or self._pulled:
+        if not self._rebuilding:
             raise InvalidRequest(f"the mirror of {self.location} is not being rebuilt")
+        if not self._adopted:
+            # Read since it was rebuilt (``wmx jobs list``…), the mirror may hold identities of
+            # its own that no other node has seen (no one reads a rebuilding mirror's log).
+            self.book.forget_unsent()
+            self._pulled = False
         self._read_server()
         boundary = stamp_from_datetime(since) if since is not None else 0
         matched = _Adoption(self._server, self._configuration(),

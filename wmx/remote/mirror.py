@@ -205,6 +205,15 @@ class MirrorBook:
     def rebuilding(self) -> bool:
         return bool(self._rows("SELECT 1 FROM esri_flags WHERE flag=?", (_REBUILDING,)))
 
+    def forget_unsent(self) -> None:
+        """Drop the elements and id bindings that are not pending pushes (a rebuilding mirror
+        compared before it knew the cluster's identities)."""
+        with self.store.transaction() as tx:
+            tx.cursor.execute("DELETE FROM esri_ids WHERE guid NOT IN"
+                              " (SELECT guid FROM esri_pending)")
+            tx.cursor.execute("DELETE FROM elements WHERE guid NOT IN"
+                              " (SELECT guid FROM esri_pending)")
+
     def rebuilt(self) -> None:
         with self.store.transaction() as tx:
             tx.cursor.execute("DELETE FROM esri_flags WHERE flag=?", (_REBUILDING,))
