@@ -362,6 +362,26 @@ def test_an_esri_child_whose_state_folder_was_deleted_rejoins_at_the_next_sync(t
         assert_documented_only(esri)
 
 
+def test_a_rebuilt_mirror_never_takes_a_job_an_esri_user_made_under_a_cluster_id_for_its_own(
+        tmp_path):
+    parent = make_repository(tmp_path, "Parent")
+    with esri_server() as esri:
+        rows = f"Esri true {esri.url}"
+        assert wmx.ReplicateJobData(str(parent), "Parent", rows).status_code == 0
+        rows, _ = _settle_then_lose_the_state_folder(
+            lambda: wmx.SynchronizeJobData(str(parent), "Parent", rows), esri)
+        with EmbeddedRepository(parent) as repository:
+            late = repository.create_job(1, user=ADMIN, name="made at the parent")
+        esri.seed_job(id=late.id, name="made on Esri under that id", jobTypeId=2)
+        result = wmx.SynchronizeJobData(str(parent), "Parent", rows)
+        assert esri.job(late.id)["name"] == "made on Esri under that id", "never overwritten"
+        assert "collision" in result.getMessages()
+        with EmbeddedRepository(parent) as repository:
+            assert repository.get_job(late.id).name == "made at the parent"
+            names = sorted(repository.get_job(j).name for j in repository.jobs())
+        assert names == ["made at the parent", "made on Esri under that id"]
+
+
 def test_a_replicate_after_the_state_folder_was_lost_keeps_what_the_child_had_not_sent(
         tmp_path):
     """ReplicateJobData consolidates a replica's unsent changes before it replaces it: with

@@ -178,13 +178,17 @@ class _Matched:
 
 class _Adoption:
     """Which versions of another node stand for what a rebuilt mirror read from the server
-    (:meth:`EsriRepository.adopt`): jobs by id (ids are unique in a cluster), a job's records
-    by their identity (:data:`_IDENTITY`), each server record taken once, configuration by
-    id or name. Tombstones are left out: the server's element stays what it is."""
+    (:meth:`EsriRepository.adopt`): a job by its id, if the server's job of that id has its
+    name and job type (a job an Esri user made under an id the cluster uses is another job:
+    left to the id-collision rule, reported, never taken for the cluster's); a job's records
+    by their identity (:data:`_IDENTITY`), each server record taken once; configuration by id
+    or name. Tombstones are left out: the server's element stays what it is."""
 
     def __init__(self, server: dict[int, Optional[JobBundle]], config: list[Record],
-                 ids: dict[tuple[str, int, str], str]) -> None:
+                 ids: dict[tuple[str, int, str], str],
+                 job_type_on_server: Callable[[Optional[int]], Optional[int]]) -> None:
         self.server = server
+        self.job_type_on_server = job_type_on_server
         self.config: set[tuple[str, object]] = {(r.KIND, r.int_id) for r in config
                                                 if r.int_id is not None}
         self.config |= {(r.KIND, str(r.unique_name)) for r in config if r.unique_name}
@@ -199,7 +203,7 @@ class _Adoption:
             if change.deleted or not change.body:
                 continue
             if change.kind == "job":
-                if change.int_id is not None and self.server.get(change.int_id) is not None:
+                if change.int_id is not None and self._same_job(change):
                     jobs[change.int_id] = change
             elif change.kind in CONFIG_KINDS:
                 if (change.kind, change.int_id) in self.config or (
@@ -222,6 +226,14 @@ class _Adoption:
                                       self._bind(change, owner, matched)):
                 matched.add(change, owner)
         return matched
+
+    def _same_job(self, change: Change) -> bool:
+        bundle = self.server.get(change.int_id or 0)
+        if bundle is None:
+            return False
+        want = Job.from_esri(codec.loads(change.body or "{}"), change.guid)
+        return (bundle.job.name, bundle.job.job_type_id) == (
+            want.name, self.job_type_on_server(want.job_type_id))
 
     def _bind(self, change: Change, job_id: int, matched: _Matched) -> bool:
         bundle = self.server[job_id]
@@ -398,8 +410,9 @@ class EsriRepository:
             self._pulled = False
         self._read_server()
         boundary = stamp_from_datetime(since) if since is not None else 0
-        matched = _Adoption(self._server, self._configuration(),
-                            self.book.id_map()).match(versions)
+        matched = _Adoption(self._server, self._configuration(), self.book.id_map(),
+                            lambda type_id: self._config_id("job_type", type_id)
+                            ).match(versions)
         self.book.bind(matched.bindings)
         if parent_node_id is not None:
             self.mirror.set_node_local("parent_node_id", parent_node_id)
@@ -975,6 +988,9 @@ class EsriRepository:
                                 id_block_start=id_block_start)
         with self.mirror.transaction() as tx:
             self.book.restart(tx)
+        if self._rebuilding:  # a replica now: its identities are the cluster's
+            self.book.rebuilt()
+            self._rebuilding = False
         self._give_id_block(id_block_start)
         keep = set(self.mirror.job_ids())
         self.book.bind(("job", job_id, JOB_KEY, self.mirror.get_job(job_id).guid)
