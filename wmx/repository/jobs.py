@@ -443,30 +443,35 @@ class JobTracking(JobStore[Tx], JobOperations):
         status = self._find_config(JobStatus, name)
         return status.id if status else None
 
-    @_atomic
     def create_job(self, job_type_id: int, *, user: str, id: Optional[int] = None,
                    **fields: Any) -> Job:
+        """The configuration it reads (job type, status, history type) is read before the
+        write transaction: no element read there is written, so a configuration change
+        committed in between orders as if it came after, and the log lock is held only for
+        what needs it (the id, the writes)."""
         job_type = self._find_config(JobType, int(job_type_id))
         if job_type is None:
             raise InvalidRequest(f"Job type {job_type_id} does not exist")
         unknown = set(fields) - JOB_EDITABLE
         if unknown:
             raise InvalidRequest(f"Unknown job field(s): {', '.join(sorted(unknown))}")
+        fields.setdefault("description", job_type.default_description)
+        fields.setdefault("priority", job_type.default_priority)
+        if "status" not in fields:
+            fields["status"] = self._status_id("Created")
+        fields.setdefault("owned_by", user)
+        history = self._find_config(ActivityType, "CreateJob")
         with self.transaction() as tx:
             if id is None:
                 id = self.next_int_id(tx, "job")
             elif self.read_record("job", int_id=int(id)) is not None:
                 raise InvalidRequest(f"Job {id} already exists")
             fields.setdefault("name", f"{job_type.name} {id}")
-            fields.setdefault("description", job_type.default_description)
-            fields.setdefault("priority", job_type.default_priority)
-            fields.setdefault("status", self._status_id("Created"))
-            fields.setdefault("owned_by", user)
             job = Job(id=int(id), job_type_id=int(job_type_id), created_by=user,
                       created_date=_utcnow(), stage=STAGE_CREATED, **fields)
             change = self.write_record(tx, job)
             job = attrs.evolve(job, guid=change.guid)
-            self._log(tx, job, "CreateJob", user, f"Created job {job.id}")
+            self._write_history(tx, job, history, user, f"Created job {job.id}")
         return job
 
     @_atomic
@@ -607,7 +612,11 @@ class JobTracking(JobStore[Tx], JobOperations):
     def _log(self, tx: Tx, job: Job, activity_name: str, user: Optional[str],
              message: str) -> None:
         """Esri writes history for job events; skipped if the type is not configured."""
-        activity_type = self._find_config(ActivityType, activity_name)
+        self._write_history(tx, job, self._find_config(ActivityType, activity_name), user,
+                            message)
+
+    def _write_history(self, tx: Tx, job: Job, activity_type: Optional[ActivityType],
+                       user: Optional[str], message: str) -> None:
         if activity_type is None or activity_type.id is None:  # stored types always have one
             return
         entry = Activity(job_id=job.id, type=activity_type.id, user=user, date=_utcnow(),

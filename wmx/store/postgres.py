@@ -14,7 +14,10 @@ locks after marking it committed), so the next writer's first statement already 
 position handed out before: positions are unique, and a position is never visible to a feed
 reader before a smaller one is. A sequence would give unique positions but let a transaction
 that drew 9 commit after one that drew 10, so a reader who saw 10 and checkpointed it would
-skip 9 for good. Readers are never blocked; a read of the feed runs in one REPEATABLE READ
+skip 9 for good. The lock is held for as few round trips as possible: BEGIN, the lock and the
+opening reads go in one pipeline (each statement still takes its own READ COMMITTED snapshot,
+after the one before has finished, so the head is read once the lock is held), and so do the
+closing marks and the COMMIT. Readers are never blocked; a read of the feed runs in one REPEATABLE READ
 snapshot, so its page and the log head it reports agree.
 
 A replicate stages its copy with ``COPY`` into ``elements_load`` and swaps it in with one
@@ -53,6 +56,7 @@ from wmx.store.postgres_location import PostgresLocation
 from wmx.store.rows import SCHEMA_VERSION, UPGRADABLE_VERSIONS, parent_job_id
 from wmx.store.sql import (
     LOAD_TABLE,
+    OPENING,
     SET_META,
     STAGED_COLUMNS,
     Rows,
@@ -161,9 +165,15 @@ class _Transaction(SqlTransaction):
 
     dialect = POSTGRES
 
-    def __init__(self, connection: psycopg.Connection) -> None:
+    def __init__(self, connection: psycopg.Connection,
+                 opening: Optional[Sequence[Any]]) -> None:
         self.connection = connection
-        super().__init__(_Session(connection))
+        super().__init__(_Session(connection), opening)
+
+    def commit(self, closing: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """In one round trip: the lock is held until the server has it all."""
+        with self.connection.pipeline():
+            super().commit(closing)
 
     def write_local(self, change: Change) -> int:
         """One upsert, without reading the stored row first (a round trip saved; the row keeps
@@ -316,9 +326,11 @@ class PostgresRepository(SqlStore[_Transaction]):
             return
         with self._pooled() as connection:
             try:
-                connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                self._lock_log(connection)
-                tx = self._local.tx = _Transaction(connection)
+                with connection.pipeline():  # one round trip; each statement its own snapshot
+                    connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    self._lock_log(connection)
+                    opening = connection.execute(OPENING).fetchone()
+                tx = self._local.tx = _Transaction(connection, opening)
                 with self._kept(tx, rollback=rollback):
                     yield tx
             except psycopg.Error as exc:

@@ -51,6 +51,10 @@ STAGED_COLUMNS = (*ROW_FIELDS, "seq", "parent_job_id")
 """A staged row: the element's fields, its log position, and the parent job it names."""
 LOAD_TABLE = "elements_load"
 LOG_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM elements"
+OPENING = (f"SELECT ({LOG_HEAD}), (SELECT value FROM meta WHERE key = 'node_id'),"
+           " (SELECT value FROM meta WHERE key = 'clock')")
+"""What a write transaction reads once it holds the lock, in one statement: the log head its
+positions go above, the node id it stamps, the clock other writers got to."""
 _KEY_COLUMNS = (*ROW_FIELDS[1:5], "parent_job_id")
 """Indexed columns that an element keeps from version to version (kind, integer id, owning
 job, name, parent job). An UPDATE names them only when they change, so SQLite leaves their
@@ -131,6 +135,10 @@ def upsert(table: str, columns: Sequence[str], key: str) -> str:
 
 
 SET_META = upsert("meta", ("key", "value"), "key")
+_NEXT_IN_OWN_BLOCK = (
+    "SELECT COALESCE((SELECT MAX(int_id) FROM elements WHERE kind = ? AND int_id >= block.start"
+    " AND int_id < block.start + ?) + 1, block.start) FROM (SELECT CAST(COALESCE((SELECT value"
+    " FROM meta WHERE key = 'id_block_start'), '1') AS BIGINT) AS start) AS block")
 _MARK_SEQ = upsert("seq_marks", ("seq", "at_ms"), "seq")
 _SAVE_NODE = upsert("nodes", _NODE_COLUMNS, "node_id")
 
@@ -176,22 +184,23 @@ class SqlTransaction:
 
     dialect: ClassVar[Dialect]
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, opening: Optional[Sequence[Any]] = None) -> None:
+        """``opening``: the row :data:`OPENING` returned, when the store read it already (in
+        the round trip that took its lock); else it is read here."""
         self.session = session
-        self.seq_start = head_of(session)
-        self.seq = self.seq_start
-        self._node_id: Optional[str] = None
+        head, node_id, clock = opening or session.execute(OPENING).fetchone()
+        self.seq_start = self.seq = int(head)
+        self._node_id: Optional[str] = str(node_id or "")
+        self.clock_seen = int(clock or 0)
+        """The clock another writer last committed (``meta.clock``) when this one began."""
 
     def execute(self, statement: str, args: Sequence[Any] = ()) -> Rows:
         return self.session.execute(statement, args)
 
     def node_id(self) -> str:
-        """This store's node id, read once per transaction (every local write is stamped with
-        it)."""
-        if self._node_id is None:
-            row = self.execute("SELECT value FROM meta WHERE key = 'node_id'").fetchone()
-            self._node_id = str(row[0]) if row else ""
-        return self._node_id
+        """This store's node id, read as the transaction began (every local write is stamped
+        with it)."""
+        return self._node_id or ""
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -217,6 +226,12 @@ class SqlTransaction:
         self.execute(f"UPDATE elements SET {', '.join(assignments)} WHERE guid = ?",
                      (*(value for _, value in changed), *row[5:], seq, change.guid))
         return seq
+
+    def commit(self, closing: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run the closing statements (their results unread), then commit."""
+        for statement, args in closing:
+            self.execute(statement, args)
+        self.execute("COMMIT")
 
     def write_local(self, change: Change) -> int:
         """As :meth:`write`, for a version this store made itself (whether the element is
@@ -351,16 +366,16 @@ class SqlStore(JobTracking[Tx], abc.ABC):
         (``rollback``), or marked and committed. Another connection (a sync, another process)
         may have stamped versions since this one last wrote: the clock moves past them first,
         so a later edit outranks them. On an exception the store rolls back."""
-        row = tx.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
-        self.clock.observe(int(row[0]) if row else 0)
+        self.clock.observe(tx.clock_seen)
         yield tx
         if rollback:
             tx.execute("ROLLBACK")
             return
+        closing: list[tuple[str, tuple[Any, ...]]] = []
         if tx.seq > tx.seq_start:  # the wall time of the positions written
-            tx.execute(_MARK_SEQ, (tx.seq, now_ms()))
-        tx.execute(SET_META, ("clock", str(self.clock.last)))
-        tx.execute("COMMIT")
+            closing.append((_MARK_SEQ, (tx.seq, now_ms())))
+        closing.append((SET_META, ("clock", str(self.clock.last))))
+        tx.commit(closing)
 
     def _meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
         with self._query() as session:
@@ -423,8 +438,10 @@ class SqlStore(JobTracking[Tx], abc.ABC):
         return [row[0] for row in rows]
 
     def next_int_id(self, tx: Tx, kind: str) -> int:
-        """The next free integer id of ``kind`` inside this node's id block."""
-        return self._next_int_id_in(tx, kind, int(self._meta("id_block_start") or 1))
+        """The next free integer id of ``kind`` inside this node's id block (read with it, in
+        one statement)."""
+        row = tx.execute(_NEXT_IN_OWN_BLOCK, (kind, ID_BLOCK_SIZE)).fetchone()
+        return int(row[0])
 
     def _next_int_id_in(self, tx: SqlTransaction, kind: str, start: int) -> int:
         row = tx.execute(
