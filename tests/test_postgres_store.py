@@ -88,6 +88,42 @@ def test_writers_on_many_connections_never_let_a_feed_reader_skip_a_late_commit(
         repository.close()
 
 
+def _waiting_for_the_log_lock(uri: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as connection:
+        row = connection.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                                 " AND NOT granted").fetchone()
+    return bool(row and row[0])
+
+
+def test_a_writer_queued_behind_the_log_lock_numbers_its_write_above_the_holders_commit(
+        repository_location: str, postgres_server: PostgresServer) -> None:
+    """The lock, the log head and the commit are pipelined: the queued writer's head must
+    still be read after the holder's commit, never in the snapshot it queued with."""
+    holder, queued = open_repository(repository_location), open_repository(repository_location)
+    start = holder.info().seq
+    created: list[Any] = []
+    with holder.transaction():
+        first = holder.create_job(1, user=USER)
+        thread = threading.Thread(target=lambda: created.append(
+            queued.create_job(1, user=USER)))
+        thread.start()
+        for _ in range(500):
+            if _waiting_for_the_log_lock(postgres_server.uri):
+                break
+            threading.Event().wait(0.01)
+        else:
+            pytest.fail("the second writer never queued for the log lock")
+    thread.join(30)
+    page = holder.changes(start, limit=100)
+    jobs = [change.int_id for change in page.changes if change.kind == "job"]
+    assert jobs == [first.id, created[0].id] and created[0].id == first.id + 1
+    assert len(page.changes) == 4 and page.last_seq == start + 4
+    for repository in (holder, queued):
+        repository.close()
+
+
 def test_a_missing_schema_or_database_is_not_found_and_a_closed_port_is_unavailable(
         postgres_server: PostgresServer) -> None:
     with pytest.raises(RepositoryNotFound, match="holds no wmx repository"):

@@ -17,8 +17,9 @@ that drew 9 commit after one that drew 10, so a reader who saw 10 and checkpoint
 skip 9 for good. The lock is held for as few round trips as possible: BEGIN, the lock and the
 opening reads go in one pipeline (each statement still takes its own READ COMMITTED snapshot,
 after the one before has finished, so the head is read once the lock is held), and so do the
-closing marks and the COMMIT. Readers are never blocked; a read of the feed runs in one REPEATABLE READ
-snapshot, so its page and the log head it reports agree.
+closing marks and the COMMIT. Readers are never blocked; a read of the feed runs in one
+REPEATABLE READ snapshot, so its page and the log head it reports agree, and a read of one
+statement runs in autocommit (it is a snapshot of its own).
 
 A replicate stages its copy with ``COPY`` into ``elements_load`` and swaps it in with one
 transaction (drop, rename, index), so readers see the old contents or the new, never a mix.
@@ -301,14 +302,30 @@ class PostgresRepository(SqlStore[_Transaction]):
             raise _translate(self._where, exc) from None
 
     @contextlib.contextmanager
+    def _query(self) -> Iterator[Session]:
+        """A read of one statement: in autocommit it is its own snapshot, so it needs no
+        BEGIN and ROLLBACK round trips (inside a write transaction of this thread: that
+        transaction, so it sees its own writes)."""
+        with self._snapshot(repeatable=False) as session:
+            yield session
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Session]:
         """One consistent snapshot for a read of several statements (inside a write
-        transaction of this thread: that transaction, so it sees its own writes)."""
+        transaction: that transaction, as :meth:`_query`)."""
+        with self._snapshot(repeatable=True) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def _snapshot(self, *, repeatable: bool) -> Iterator[Session]:
         current = self._current()
         if current is not None:
             yield current.session
             return
         with self._pooled() as connection:
+            if not repeatable:
+                yield _Session(connection)
+                return
             connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield _Session(connection)
