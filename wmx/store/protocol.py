@@ -2,8 +2,8 @@
 write transaction. Each method is one question or one write; every one of them sees the writes
 the same transaction made before it.
 
-A store implements it once per backend (SQLite today); the rules that decide what to write
-never live in the store.
+Implemented once, by :class:`wmx.store.sql.SqlApplyTarget`, for SQLite and PostgreSQL alike;
+the rules that decide what to write never live in the store.
 """
 
 from __future__ import annotations
