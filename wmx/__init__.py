@@ -12,6 +12,7 @@ stderr; one that does (``logging.basicConfig``) sees wmx's records like any othe
 """
 
 import logging
+from typing import TYPE_CHECKING
 
 from wmx.arcpy_env import (
     ClearEnvironment,
@@ -81,6 +82,19 @@ __version__ = "0.1.0"
 logging.getLogger("wmx").addHandler(logging.NullHandler())
 
 globals().update(SUFFIXED_TOOLS)
+if TYPE_CHECKING:
+    # The names the line above makes, spelled out for type checkers and editors: without
+    # them they take the shim's __getattr__ (which raises) for a tool and see every call of
+    # SynchronizeJobData_wmx in a user's script as the end of it.
+    ReplicateJobData_wmx = ReplicateJobData_WMX = ReplicateJobData_Wmx = ReplicateJobData
+    CreateJobDataReplica_wmx = CreateJobDataReplica_WMX = CreateJobDataReplica_Wmx = \
+        CreateJobDataReplica
+    SynchronizeJobData_wmx = SynchronizeJobData_WMX = SynchronizeJobData_Wmx = \
+        SynchronizeJobData
+    ExportJobData_wmx = ExportJobData_WMX = ExportJobData_Wmx = ExportJobData
+    ImportJobData_wmx = ImportJobData_WMX = ImportJobData_Wmx = ImportJobData
+    ClearJobReplicationInfo_wmx = ClearJobReplicationInfo_WMX = ClearJobReplicationInfo_Wmx = \
+        ClearJobReplicationInfo
 
 __all__ = [
     "AddError", "AddIDMessage", "AddMessage", "AddReturnMessage", "AddWarning", "CheckExtension",
