@@ -57,7 +57,13 @@ from wmx.model.records import (
     to_millis,
 )
 from wmx.remote.esri_client import EsriClient, default_user
-from wmx.remote.esri_read import JobBundle, read_configuration, read_job, read_job_ids
+from wmx.remote.esri_read import (
+    JobBundle,
+    read_configuration,
+    read_job,
+    read_job_ids,
+    refresh,
+)
 from wmx.remote.esri_tokens import TokenSource, credentials_for, token_url_for
 from wmx.remote.mirror import (
     MirrorBook,
@@ -287,6 +293,8 @@ class EsriRepository:
         self.book = MirrorBook(self.mirror)
         self._server: dict[int, Optional[JobBundle]] = {}
         self._job_ids: Optional[list[int]] = None
+        self._stale: dict[int, frozenset[str]] = {}
+        """Per job read this run: the parts writes since may have changed."""
         self._config: Optional[list[Record]] = None
         self._pulled = False
         self._rebuilding = self.book.rebuilding()
@@ -371,7 +379,8 @@ class EsriRepository:
         assert self._job_ids is not None
         if self.book.pending() and not self.dry_run:
             self._flush()  # finish an interrupted push before comparing
-            stale = [job_id for job_id in self._job_ids if job_id not in self._server]
+            stale = [job_id for job_id in self._job_ids
+                     if job_id not in self._server or job_id in self._stale]
             self.client.map(self._bundle, stale)  # written to: read again
         stored = {row[0]: row for row in live_rows(self.mirror)}
         pending = self.book.pending()
@@ -434,10 +443,21 @@ class EsriRepository:
             return self._config
 
     def _bundle(self, job_id: int) -> Optional[JobBundle]:
-        """The server's current state of a job: read this run and unchanged since, or read now."""
-        if job_id not in self._server:
+        """The server's current state of a job: read this run, with what writes since changed
+        read again, or read now."""
+        stale = self._stale.pop(job_id, frozenset())
+        bundle = self._server.get(job_id)
+        if job_id not in self._server or (stale and bundle is None):
             self._server[job_id] = read_job(self.client, job_id, lambda *_: True)
+        elif stale and bundle is not None:
+            self._server[job_id] = refresh(self.client, bundle, stale, self._lacks_content)
         return self._server[job_id]
+
+    def _lacks_content(self, job_id: int, attachment: Attachment) -> bool:
+        """Whether the mirror lacks the bytes of this server attachment (one just pushed has
+        them: they are not downloaded back)."""
+        guid = self.book.guid_of("attachment", job_id, str(attachment.id))
+        return guid is None or self.mirror.read_content(guid) is None
 
     def _identify(self, config: list[Record], stored: dict[str, tuple],
                   ids: dict[tuple[str, int, str], str], *, leave_out: set[int]
@@ -663,8 +683,13 @@ class EsriRepository:
 
     def _write(self, job_id: int, path: str, files: Optional[dict[str, Any]] = None,
                **form: Any) -> dict[str, Any]:
-        """A write about one job; what was read of that job is stale afterwards."""
-        self._server.pop(job_id, None)
+        """A write about one job; what it may change of what was read is stale afterwards."""
+        touched = _touched(path)
+        if touched is None:
+            self._server.pop(job_id, None)
+            self._stale.pop(job_id, None)
+        else:
+            self._stale[job_id] = self._stale.get(job_id, frozenset()) | touched
         try:
             return self.client.post(path, files=files, **form)
         except InvalidRequest as exc:
@@ -1036,6 +1061,30 @@ class EsriRepository:
 
     def conflicts(self) -> list[ConflictRecord]:
         return self.mirror.conflicts()
+
+
+_TOUCHES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("/holds", frozenset({"holds", "activity"})), ("/notes", frozenset({"notes"})),
+    ("/activity", frozenset({"activity"})), ("/attachments", frozenset({"attachments"})),
+    ("/dependencies", frozenset({"dependencies"})),
+    ("/extendedproperties", frozenset({"extended"})))
+"""Sub-resource writes, by path, and what they may change (Workflow Manager logs activity
+for holds it adds or releases)."""
+_JOB_WRITES = ("/update", "/close", "jobs/reopen")
+"""Writes of the job's own fields (and its activity: closing, reopening and assigning are
+logged)."""
+
+
+def _touched(path: str) -> Optional[frozenset[str]]:
+    """What a write to ``path`` may change of a job read before it; None: anything (a job
+    created or deleted)."""
+    lowered = path.lower()
+    for fragment, parts in _TOUCHES:
+        if fragment + "/" in lowered:
+            return parts
+    if lowered.endswith(_JOB_WRITES):
+        return frozenset({"job", "activity"})
+    return None
 
 
 def _rows_of_jobs(stored: dict[str, tuple], job_ids: set[int]) -> set[str]:

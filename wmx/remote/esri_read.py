@@ -9,6 +9,7 @@ is a documented GET, and a job's embedded attachment bytes are fetched only when
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 import attrs
@@ -123,45 +124,100 @@ def read_job_ids(client: EsriClient) -> list[int]:
                    lambda: sorted(int(i) for i in client.get("jobs")["jobIds"]))
 
 
-def read_job(client: EsriClient, job_id: int,
-             wants_content: Callable[[int, Attachment], bool]) -> Optional[JobBundle]:
-    """A job with its sub-records, or ``None`` if it no longer exists (deleted meanwhile);
-    ``wants_content(job_id, attachment)`` says which embedded attachments to download."""
+_PARTS: dict[str, tuple[str, str]] = {
+    "holds": ("holds", "holds"), "notes": ("notes", "notes"),
+    "activity": ("activity", "activity"), "attachments": ("attachments", "attachments"),
+    "dependencies": ("dependencies", "dependencies"),
+    "extended": ("extendedProperties", "containers")}
+"""A job's sub-resources: part -> (path below ``jobs/{id}``, key of the answer)."""
+PARTS = frozenset({"job", *_PARTS})
+"""What :func:`refresh` can read again: the job itself and each sub-resource."""
+
+
+def _part_fields(job_id: int, part: str, raw: Any) -> dict[str, Any]:
+    """A sub-resource's answer as :class:`JobBundle` fields."""
+    with_job = {"jobId": int(job_id)}
+    if part == "holds":
+        return {"holds": [Hold.from_esri({**h, **with_job}) for h in raw or []]}
+    if part == "notes":
+        return {"notes": str(raw or "")}
+    if part == "activity":
+        return {"activity": [Activity.from_esri({**a, **with_job}) for a in raw or []]}
+    if part == "attachments":
+        return {"attachments": [_attachment({**a, **with_job}) for a in raw or []]}
+    if part == "dependencies":
+        return {"dependencies": [Dependency.from_esri({**d, **with_job}) for d in raw or []]}
+    containers = raw or []
+    return {"extended": [ExtendedPropertyRecord(
+                id=int(record["id"]), job_id=int(job_id), table_name=str(container["tableName"]),
+                values={v["name"]: v.get("data") for v in record.get("recordValues") or []})
+                for container in containers for record in container.get("records") or []],
+            "tables": frozenset(str(container["tableName"]).upper()
+                                for container in containers)}
+
+
+def _read_parts(client: EsriClient, job_id: int, parts: Iterable[str]
+                ) -> Optional[dict[str, Any]]:
+    """The named parts of a job as :class:`JobBundle` fields (``job`` included when named),
+    or ``None`` if the job no longer exists (deleted meanwhile)."""
     base = f"jobs/{int(job_id)}"
-    answer = client.get(base)
-    if not answer or "id" not in answer:
-        return None  # Esri's clients read {} as "no such job"
-    job = _decode(client, f"job {job_id}", lambda: Job.from_esri(answer))
+    fields: dict[str, Any] = {}
+    if "job" in parts:
+        answer = client.get(base)
+        if not answer or "id" not in answer:
+            return None  # Esri's clients read {} as "no such job"
+        fields["job"] = _decode(client, f"job {job_id}", lambda: Job.from_esri(answer))
+    raw: dict[str, Any] = {}
     try:
-        holds = client.get(f"{base}/holds").get("holds") or []
-        notes = client.get(f"{base}/notes").get("notes") or ""
-        activity = client.get(f"{base}/activity").get("activity") or []
-        attachments = client.get(f"{base}/attachments").get("attachments") or []
-        dependencies = client.get(f"{base}/dependencies").get("dependencies") or []
-        containers = client.get(f"{base}/extendedProperties").get("containers") or []
+        for part in sorted(set(parts) & set(_PARTS)):
+            path, key = _PARTS[part]
+            raw[part] = client.get(f"{base}/{path}").get(key)
     except InvalidRequest:
         again = client.get(base)
         if not again or "id" not in again:
             return None  # deleted on the server while it was being read
         raise
-    with_job = {"jobId": int(job_id)}
-    bundle = _decode(client, f"sub-records of job {job_id}", lambda: JobBundle(
-        job=job,
-        holds=[Hold.from_esri({**h, **with_job}) for h in holds],
-        notes=str(notes),
-        activity=[Activity.from_esri({**a, **with_job}) for a in activity],
-        attachments=[_attachment({**a, **with_job}) for a in attachments],
-        dependencies=[Dependency.from_esri({**d, **with_job}) for d in dependencies],
-        extended=[ExtendedPropertyRecord(
-            id=int(record["id"]), job_id=int(job_id), table_name=str(container["tableName"]),
-            values={v["name"]: v.get("data") for v in record.get("recordValues") or []})
-            for container in containers for record in container.get("records") or []],
-        tables=frozenset(str(container["tableName"]).upper() for container in containers)))
+    for part, answer in raw.items():
+        fields.update(_decode(client, f"{part} of job {job_id}",
+                              functools.partial(_part_fields, job_id, part, answer)))
+    return fields
+
+
+def _download(client: EsriClient, bundle: JobBundle,
+              wants_content: Callable[[int, Attachment], bool]) -> None:
     for attachment in bundle.attachments:
-        if attachment.storage_type == STORAGE_EMBEDDED and wants_content(job_id, attachment):
+        if attachment.storage_type == STORAGE_EMBEDDED and attachment.id not in \
+                bundle.contents and wants_content(bundle.job.id, attachment):
             bundle.contents[attachment.id] = client.content(
-                f"{base}/attachments/{attachment.id}/content")
+                f"jobs/{int(bundle.job.id)}/attachments/{attachment.id}/content")
+
+
+def read_job(client: EsriClient, job_id: int,
+             wants_content: Callable[[int, Attachment], bool]) -> Optional[JobBundle]:
+    """A job with its sub-records, or ``None`` if it no longer exists (deleted meanwhile);
+    ``wants_content(job_id, attachment)`` says which embedded attachments to download."""
+    fields = _read_parts(client, job_id, PARTS)
+    if fields is None:
+        return None
+    bundle = JobBundle(**fields)
+    _download(client, bundle, wants_content)
     return bundle
 
 
-__all__ = ["JobBundle", "read_configuration", "read_job", "read_job_ids"]
+def refresh(client: EsriClient, bundle: JobBundle, parts: Iterable[str],
+            wants_content: Callable[[int, Attachment], bool]) -> Optional[JobBundle]:
+    """``bundle`` with the named parts read again (after writes that changed only them), or
+    ``None`` if the job no longer exists. Attachment bytes already read are kept; of the
+    attachments the bundle did not list, those ``wants_content`` names are downloaded."""
+    fields = _read_parts(client, bundle.job.id, parts)
+    if fields is None:
+        return None
+    known = {a.id for a in bundle.attachments}
+    fresh = attrs.evolve(bundle, **fields, contents={
+        key: value for key, value in bundle.contents.items()})
+    _download(client, fresh, lambda job_id, attachment: attachment.id not in known and
+              wants_content(job_id, attachment))
+    return fresh
+
+
+__all__ = ["PARTS", "JobBundle", "read_configuration", "read_job", "read_job_ids", "refresh"]

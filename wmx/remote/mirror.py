@@ -192,6 +192,11 @@ class MirrorBook:
             tx.cursor.executemany("INSERT OR REPLACE INTO esri_ids (kind, job_id, esri_key, guid)"
                                   " VALUES (?,?,?,?)", list(bindings))
 
+    def guid_of(self, kind: str, job_id: int, key: str) -> Optional[str]:
+        rows = self._rows("SELECT guid FROM esri_ids WHERE kind=? AND job_id=? AND esri_key=?",
+                          (kind, job_id, key))
+        return rows[0][0] if rows else None
+
     def unbind(self, guid: str) -> None:
         with self.store.transaction() as tx:
             tx.cursor.execute("DELETE FROM esri_ids WHERE guid=?", (guid,))
