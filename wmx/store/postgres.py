@@ -84,7 +84,9 @@ POSTGRES = Dialect(
     staged_key="ALTER TABLE elements ADD PRIMARY KEY (guid)",
     byte_order=' COLLATE "C"', nulls_first=" NULLS FIRST", translate_placeholders=True)
 _ELEMENT_TABLE = element_table(POSTGRES, "{table}", "{key}")
-_UPSERT = upsert("elements", (*ROW_FIELDS, "seq", "parent_job_id"), "guid")
+_UPSERT_COLUMNS = (*ROW_FIELDS, "seq", "parent_job_id")
+_UPSERT = upsert("elements", _UPSERT_COLUMNS, "guid")
+_ONE_ROW = f"({', '.join('?' * len(_UPSERT_COLUMNS))})"
 _NEXT_IN_BLOCK = (
     "SELECT COALESCE((SELECT int_id FROM elements WHERE kind = ? AND int_id >= block.start"
     " AND int_id < block.start + ? ORDER BY int_id DESC LIMIT 1) + 1, block.start) FROM"
@@ -103,6 +105,20 @@ _UPGRADE = (
     f"DROP TABLE IF EXISTS {LOAD_TABLE}",
     "DELETE FROM meta WHERE key IN ('load_id', 'load_seq')",
 )
+
+
+def _upsert_rows(count: int) -> str:
+    """:data:`_UPSERT` of ``count`` rows (of distinct GUIDs)."""
+    return _UPSERT.replace(_ONE_ROW, ", ".join([_ONE_ROW] * count), 1)
+
+
+def _as_one(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+    """Writes (``INSERT``s, ``UPDATE``s; of distinct rows) as one statement: all but the last
+    are data-modifying ``WITH`` queries, which PostgreSQL runs whether or not they are read."""
+    *first, (last, _) = statements
+    queries = ", ".join(f"w{index} AS ({statement})" for index, (statement, _) in enumerate(first))
+    return (f"WITH {queries} {last}" if first else last,
+            [value for _, args in statements for value in args])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -178,40 +194,48 @@ class _Session:
 
 
 class _Deferring(_Session):
-    """A write transaction's connection. A write whose result nobody reads is deferred: it
-    goes with the next statement that must answer, or with the COMMIT, in one pipeline, so
-    every deferred write saves a round trip while the log lock is held. Its error, if any, is
-    raised there (the transaction is then rolled back whole, as before)."""
+    """A write transaction's connection. The element versions it writes are deferred: they
+    go with the next statement that must answer, or with the COMMIT, as one statement in one
+    pipeline, so each saves a round trip and a statement while the log lock is held. An error
+    of theirs is raised there (the transaction is then rolled back whole, as before)."""
 
     def __init__(self, connection: psycopg.Connection) -> None:
         super().__init__(connection)
-        self._deferred: list[tuple[str, Sequence[Any]]] = []
+        self._versions: dict[str, tuple[Any, ...]] = {}
+        """Deferred rows by GUID: a later version of an element replaces an earlier one, as
+        the second upsert would have (neither is seen before the commit)."""
         self.untouched = True
         """Nothing run since the opening (what it read still holds)."""
 
-    def defer(self, statement: str, args: Sequence[Any]) -> None:
+    def defer(self, row: tuple[Any, ...]) -> None:
+        """Upsert ``row`` (:data:`_UPSERT`'s values) with the next round trip."""
         self.untouched = False
-        self._deferred.append((statement, args))
+        self._versions[row[0]] = row
 
     def execute(self, statement: str, args: Sequence[Any] = (), /) -> Rows:
         self.untouched = False
-        if not self._deferred:
+        if not self._versions:
             return super().execute(statement, args)
-        return self.batch(((statement, args),))
+        return self.batch([], then=[(statement, args)])  # a later statement sees them
 
     def flush(self) -> None:
-        """Run the deferred writes now (before the connection is used directly: ``COPY``)."""
+        """Write the deferred versions now (before the connection is used directly: ``COPY``)."""
         self.untouched = False
-        if self._deferred:
-            self.batch(())
+        if self._versions:
+            self.batch([])
 
-    def batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> Rows:
-        """The deferred writes, then ``statements``, in one round trip; the last one's rows."""
-        pending, self._deferred = [*self._deferred, *statements], []
+    def batch(self, writes: Sequence[tuple[str, Sequence[Any]]], *,
+              then: Sequence[tuple[str, Sequence[Any]]] = ()) -> Rows:
+        """The deferred versions and ``writes`` (blind writes: none of them sees the others)
+        as one statement, then each of ``then``, in one round trip; the rows of the last."""
+        rows, self._versions = list(self._versions.values()), {}
+        merged = [*writes]
+        if rows:
+            merged.insert(0, (_upsert_rows(len(rows)), [value for row in rows for value in row]))
         with self.connection.pipeline():
-            for statement, args in pending:
-                rows = super().execute(statement, args)
-        return rows
+            for statement, args in [*([_as_one(merged)] if merged else []), *then]:
+                last = super().execute(statement, args)
+        return last
 
 
 class _Transaction(SqlTransaction):
@@ -231,16 +255,16 @@ class _Transaction(SqlTransaction):
         return self._next_job_id if self.session.untouched else None
 
     def commit(self, closing: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """The deferred writes, the closing statements and the COMMIT in one round trip: the
-        lock is held until the server has it all."""
-        self.session.batch([*closing, ("COMMIT", ())])
+        """The deferred versions and the closing statements in one statement, and the COMMIT,
+        in one round trip: the lock is held until the server has it all."""
+        self.session.batch(closing, then=[("COMMIT", ())])
 
     def write_local(self, change: Change) -> int:
         """One upsert, without reading the stored row first (the row keeps its ``row_no``),
         deferred to the next round trip."""
         seq = self.next_seq()
-        self.session.defer(_UPSERT, (*change.to_row(), seq,
-                                     parent_job_id(change.kind, change.body, change.deleted)))
+        self.session.defer((*change.to_row(), seq,
+                            parent_job_id(change.kind, change.body, change.deleted)))
         return seq
 
 
