@@ -10,11 +10,12 @@ only what changed after the copy began.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,7 @@ from wmx.model.locations import shown_location
 from wmx.model.records import JOB_KINDS
 from wmx.repository.base import (
     NodeRecord,
+    ReadsOverNetwork,
     ReportsWarnings,
     Repository,
     RepositoryError,
@@ -127,7 +129,7 @@ def _replicate_child(cluster: Cluster, contact: Contact, child: ChildOutcome, pa
     try:
         resume_from = cluster.parent.info().seq
         loaded = 0
-        with _SnapshotReader(cluster.parent, page_size) as pages:
+        with _snapshot_pages(cluster.parent, page_size) as pages:
             for page in progress.track(pages, f"replicate {target.name}",
                                        total=progress.size_of(cluster.parent),
                                        size=lambda page: len(page.rows)):
@@ -171,13 +173,29 @@ def _keep_content(repository: Repository, target: ChildTarget, child: ChildOutco
 def _holds_jobs(repository: Repository) -> bool:
     """Whether any live job or job record is in the repository (stops at the first)."""
     kind, deleted = ROW_FIELDS.index("kind"), ROW_FIELDS.index("deleted")
+    return any(row[kind] in JOB_KINDS and not row[deleted]
+               for page in _pages_in_line(repository, DEFAULT_PAGE_SIZE) for row in page.rows)
+
+
+@contextlib.contextmanager
+def _snapshot_pages(parent: Repository, page_size: int) -> Iterator[Iterable[SnapshotPage]]:
+    """The parent's snapshot, page by page: read ahead in a thread if its reads wait on the
+    network, else in line (two threads of Python and SQLite work only take turns at the GIL:
+    read ahead, a 100,000-row copy took a fifth longer)."""
+    if isinstance(parent, ReadsOverNetwork) and parent.reads_over_network():
+        with _SnapshotReader(parent, page_size) as pages:
+            yield pages
+    else:
+        yield _pages_in_line(parent, page_size)
+
+
+def _pages_in_line(parent: Repository, page_size: int) -> Iterator[SnapshotPage]:
     cursor = 0
     while True:
-        page = repository.snapshot(cursor, DEFAULT_PAGE_SIZE)
-        if any(row[kind] in JOB_KINDS and not row[deleted] for row in page.rows):
-            return True
+        page = parent.snapshot(cursor, page_size)
+        yield page
         if not page.more:
-            return False
+            return
         cursor = page.cursor
 
 
@@ -217,14 +235,11 @@ class _SnapshotReader:
                 return
 
     def _read(self) -> None:
-        cursor = 0
         try:
-            while not self._stop.is_set():
-                page = self._parent.snapshot(cursor, self._page_size)
-                self._put(page)
-                if not page.more:
+            for page in _pages_in_line(self._parent, self._page_size):
+                if self._stop.is_set():
                     return
-                cursor = page.cursor
+                self._put(page)
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(exc)
 

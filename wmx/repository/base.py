@@ -267,6 +267,17 @@ class ReportsWarnings(Protocol):
 
 
 @runtime_checkable
+class ReadsOverNetwork(Protocol):
+    """A repository whose reads wait on another machine (a server over HTTP): the engine
+    reads its snapshot pages ahead, in a thread, so the wait overlaps loading the previous
+    page. A local store is read in line: there a second thread only contends for the GIL."""
+
+    def reads_over_network(self) -> bool:
+        """True while reads are round trips (the answer may not change over a run)."""
+        ...
+
+
+@runtime_checkable
 class RebuiltNode(Protocol):
     """A repository that can rebuild itself from its own server (an Esri server's mirror): the
     engine lets it adopt the cluster's identities before anything is exchanged."""

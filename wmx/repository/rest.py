@@ -425,6 +425,9 @@ class RestRepository:
             self._decode(self._joined, data.get(key), key)
         return self._decode(report_from_wire, data)
 
+    def reads_over_network(self) -> bool:
+        return True
+
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
         data = self._replication("GET", "x-snapshot", params={"cursor": cursor, "limit": limit})
         return self._decode(lambda: SnapshotPage(

@@ -543,14 +543,17 @@ class SqlStore(JobTracking[Tx], abc.ABC):
     # --- Repository protocol: snapshots (replicate) ----------------------------------------------
 
     def snapshot(self, cursor: int, limit: int) -> SnapshotPage:
-        """Pages in the order rows were first stored; the cursor is the last ``row_no`` sent."""
+        """Pages in the order rows were first stored; the cursor is the last ``row_no`` sent
+        (looked up once per page by GUID, so each row is handed on as the driver made it)."""
         with self._read() as session:
             rows, more = bounded_page(session.execute(
-                f"SELECT {COLUMNS}, row_no FROM elements WHERE row_no > ?"
+                f"SELECT {COLUMNS} FROM elements WHERE row_no > ?"
                 " ORDER BY row_no LIMIT ?", (cursor, limit)), limit)
-        if not rows:
-            return SnapshotPage([], cursor, False)
-        return SnapshotPage([row[:-1] for row in rows], int(rows[-1][-1]), more)
+            if not rows:
+                return SnapshotPage([], cursor, False)
+            last = session.execute("SELECT row_no FROM elements WHERE guid = ?",
+                                   (rows[-1][0],)).fetchone()
+        return SnapshotPage(rows, int(last[0]), more)
 
     def begin_load(self) -> str:
         load_id = str(uuid.uuid4())
@@ -577,10 +580,10 @@ class SqlStore(JobTracking[Tx], abc.ABC):
             batch = [(*row[:len(ROW_FIELDS)], seq + offset,
                       parent_job_id(row[_KIND], row[_BODY], row[_DELETED]))
                      for offset, row in enumerate(rows, start=1)]
-            refuse_inadmissible(self.clock, batch)
+            newest = refuse_inadmissible(self.clock, batch)
             self._stage(tx, batch)
-            if batch:  # observe the newest stamp once per page, not once per row
-                self.clock.observe(max(row[_HLC] for row in batch))
+            if newest is not None:  # the newest stamp, once per page, not once per row
+                self.clock.observe(newest)
             tx.execute("UPDATE meta SET value = ? WHERE key = 'load_seq'",
                        (str(seq + len(batch)),))
 
