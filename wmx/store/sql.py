@@ -135,10 +135,15 @@ def upsert(table: str, columns: Sequence[str], key: str) -> str:
 
 
 SET_META = upsert("meta", ("key", "value"), "key")
-_NEXT_IN_OWN_BLOCK = (
-    "SELECT COALESCE((SELECT MAX(int_id) FROM elements WHERE kind = ? AND int_id >= block.start"
-    " AND int_id < block.start + ?) + 1, block.start) FROM (SELECT CAST(COALESCE((SELECT value"
-    " FROM meta WHERE key = 'id_block_start'), '1') AS BIGINT) AS start) AS block")
+NEXT_IN_OWN_BLOCK = (
+    "SELECT COALESCE((SELECT int_id FROM elements WHERE kind = ? AND int_id >= block.start"
+    " AND int_id < block.start + ? ORDER BY int_id DESC LIMIT 1) + 1, block.start) FROM"
+    " (SELECT CAST(COALESCE((SELECT value FROM meta WHERE key = 'id_block_start'), '1')"
+    " AS BIGINT) AS start) AS block")
+"""The next free integer id of a kind in this node's id block (args: kind, block size).
+``ORDER BY … LIMIT 1``, not ``MAX``: both databases read one entry of ``elements_kind_id``
+for it, where PostgreSQL reads every id of the block for the ``MAX`` of a range bounded by a
+subquery (3 ms at 6,000 jobs, under the log lock)."""
 _MARK_SEQ = upsert("seq_marks", ("seq", "at_ms"), "seq")
 _SAVE_NODE = upsert("nodes", _NODE_COLUMNS, "node_id")
 
@@ -440,7 +445,7 @@ class SqlStore(JobTracking[Tx], abc.ABC):
     def next_int_id(self, tx: Tx, kind: str) -> int:
         """The next free integer id of ``kind`` inside this node's id block (read with it, in
         one statement)."""
-        row = tx.execute(_NEXT_IN_OWN_BLOCK, (kind, ID_BLOCK_SIZE)).fetchone()
+        row = tx.execute(NEXT_IN_OWN_BLOCK, (kind, ID_BLOCK_SIZE)).fetchone()
         return int(row[0])
 
     def _next_int_id_in(self, tx: SqlTransaction, kind: str, start: int) -> int:
