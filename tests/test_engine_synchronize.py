@@ -11,6 +11,8 @@ from wmx.engine.synchronize import synchronize
 from wmx.model.changes import ConflictPolicy
 from wmx.model.records import HoldType, JobType
 from wmx.repository import open_repository
+from wmx.repository.base import RepositoryUnavailable
+from wmx.store.sql import SqlStore
 
 
 def _edit_everywhere(cluster):
@@ -239,3 +241,33 @@ def test_large_attachments_travel_in_pages_bounded_by_size(cluster, monkeypatch)
     cluster.sync()
     cluster.assert_converged()
     assert max(pages) <= 2000, "a page went on after reaching PAGE_BYTES"
+
+
+def test_a_pull_page_and_its_checkpoint_commit_together(cluster, monkeypatch):
+    """A parent that fails to record the pull checkpoint keeps none of the page it covers:
+    the two are one transaction, so no run ever finds versions applied beyond the checkpoint
+    that says how far it has read (and the next run reads them again, once)."""
+    with cluster.child("Child1") as child:
+        job = child.create_job(1, user=ADMIN, description="made on Child1")
+    with cluster.parent() as parent:
+        checkpoints = [n.pull_seq for n in parent.nodes() if n.name == "Child1"]
+    save_node = SqlStore.save_node
+    failures = []
+
+    def failing_once(self, node):
+        if not failures:
+            failures.append(node.name)
+            raise RepositoryUnavailable("the disk went away")
+        return save_node(self, node)
+
+    monkeypatch.setattr(SqlStore, "save_node", failing_once)
+    outcome = cluster.sync(["Child1"])
+
+    assert failures == ["Child1"] and outcome.children[0].status == "FAILED"
+    with cluster.parent() as parent:
+        assert job.id not in parent.jobs()
+        assert [n.pull_seq for n in parent.nodes() if n.name == "Child1"] == checkpoints
+    assert cluster.sync().status_code == 0
+    cluster.assert_converged()
+    with cluster.child("Child2") as child:
+        assert child.get_job(job.id).description == "made on Child1"

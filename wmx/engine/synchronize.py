@@ -8,8 +8,10 @@ Order of operations per child, each step restartable:
    child), apply at the child, then move the checkpoint. A page touching an element the
    child's users changed since step 1 is refused by the child; the engine consolidates that
    change first (so a conflict is detected and logged at the parent) and pushes again.
-A checkpoint moves only after the batch it covers is committed, so a crash at any point is
-repaired by running again; versions are applied idempotently, so re-sending costs nothing.
+A checkpoint is never saved before the batch it covers is committed (a local parent saves a
+pull checkpoint in that batch's transaction; the last push checkpoint is saved with the end
+of the child's sync), so a crash at any point is repaired by running again; versions are
+applied idempotently, so re-sending costs nothing.
 Each phase reads its feed as far as the log head it saw when it began: what is written while
 the run goes on travels in the next run.
 A failing child is reported and skipped; the others go on.
@@ -25,7 +27,9 @@ A node that rebuilt itself from its server first adopts the cluster's identities
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -46,6 +50,7 @@ from wmx.repository.base import (
     ReportsWarnings,
     Repository,
     RepositoryError,
+    WritesTogether,
 )
 
 log = logging.getLogger("wmx.engine")
@@ -188,19 +193,29 @@ def _consolidate(cluster: Cluster, session: _Session, run: _Run, *,
                          since_time=since_time, until_seq=until_seq)
     for page in progress.track_log(pages, f"pull {child.target.name}", start=node.pull_seq,
                                    end=until_seq):
-        for changes, detect_since in _detection(session, page.changes):
-            report = cluster.parent.apply(
-                changes, parent_node=cluster.parent_id, source_node=info.node_id,
-                detect_since=detect_since, policy=run.policy, dry_run=run.dry_run,
-                overlay=list(run.pending.values()) if run.dry_run else ())
-            child.pulled.add(report)
-            run.pending.update((c.guid, c) for c in report.written)
-            run.renumbered.update((c.guid, c) for c in report.renumbered)
-            if session.recovery and detect_since is None and report.writes:
-                _parent_was_restored(cluster, run)
-        if not run.dry_run and page.last_seq != node.pull_seq:
-            node.pull_seq = page.last_seq
-            cluster.save(node)
+        with _together(cluster.parent, run):
+            for changes, detect_since in _detection(session, page.changes):
+                report = cluster.parent.apply(
+                    changes, parent_node=cluster.parent_id, source_node=info.node_id,
+                    detect_since=detect_since, policy=run.policy, dry_run=run.dry_run,
+                    overlay=list(run.pending.values()) if run.dry_run else ())
+                child.pulled.add(report)
+                run.pending.update((c.guid, c) for c in report.written)
+                run.renumbered.update((c.guid, c) for c in report.renumbered)
+                if session.recovery and detect_since is None and report.writes:
+                    _parent_was_restored(cluster, run)
+            if not run.dry_run and page.last_seq != node.pull_seq:
+                node.pull_seq = page.last_seq
+                cluster.save(node)
+
+
+def _together(repository: Repository, run: _Run) -> AbstractContextManager[object]:
+    """One transaction for a page and the checkpoint that covers it, where the repository
+    can (a remote parent applies and records in two requests: the checkpoint then follows
+    the committed page, which is as safe, since versions apply idempotently)."""
+    if run.dry_run or not isinstance(repository, WritesTogether):
+        return contextlib.nullcontext()
+    return repository.transaction()
 
 
 def _parent_was_restored(cluster: Cluster, run: _Run) -> None:
@@ -296,7 +311,7 @@ def _push_pages(cluster: Cluster, session: _Session, run: _Run, guarded: bool,
             return False
         if page.last_seq != node.push_seq:
             node.push_seq = page.last_seq
-            if not run.dry_run:
+            if page.more and not run.dry_run:  # the last page's with the sync's end (_push)
                 cluster.save(node)
     return True
 

@@ -1,12 +1,14 @@
 """The repository interface: what the replication engine may ask of any repository.
 
-Two backends implement it — the embedded SQLite store and the WMServer REST client — and the
-engine sees nothing else. Everything here is a plain record or a Protocol; no backend code.
+Every backend implements it (the SQLite and PostgreSQL stores, the WMServer REST client, an
+Esri server's mirror) and the engine sees nothing else. Everything here is a plain record or
+a Protocol; no backend code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Optional, Protocol, runtime_checkable
 
@@ -274,6 +276,19 @@ class ReadsOverNetwork(Protocol):
 
     def reads_over_network(self) -> bool:
         """True while reads are round trips (the answer may not change over a run)."""
+        ...
+
+
+@runtime_checkable
+class WritesTogether(Protocol):
+    """A repository that can make several of its writes one transaction (the local stores):
+    a sync records a pull checkpoint in the transaction of the page it covers, so the two
+    commit together and a quiet sync pays for fewer commits."""
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """Writes made inside (``apply``, ``save_node``, job operations...) join one write
+        transaction: all committed when it ends, none if it raises. A dry run's ``apply``
+        does not belong inside: it would be committed with the rest."""
         ...
 
 

@@ -46,7 +46,7 @@ from wmx.model.records import (
     Record,
     User,
 )
-from wmx.repository.base import InvalidRequest, NodeInfo, Repository
+from wmx.repository.base import InvalidRequest, NodeInfo, Repository, WritesTogether
 
 R = TypeVar("R", bound=Record)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -310,15 +310,11 @@ class JobOperations(Protocol):
         ...
 
 
-class ServedRepository(Repository, JobOperations, ElementReads, Protocol):
+class ServedRepository(Repository, WritesTogether, JobOperations, ElementReads, Protocol):
     """What the WMServer app serves: a repository (the replication extension), Workflow
-    Manager's operations (Esri's documented surface) and the element reads it answers from.
+    Manager's operations (Esri's documented surface) and the element reads it answers from,
+    in transactions (one request that changes several jobs changes all of them or none).
     The server is typed against this, never against a concrete store."""
-
-    def transaction(self) -> AbstractContextManager[object]:
-        """As :meth:`JobStore.transaction`: operations called inside it commit together (one
-        request that changes several jobs changes all of them or none)."""
-        ...
 
 
 def _atomic(method: F) -> F:
