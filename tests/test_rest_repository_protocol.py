@@ -194,7 +194,9 @@ def test_nodes_save_clear_round_trip(parent: Served) -> None:
         assert remote.nodes() == direct.nodes() == []
 
 
-def test_gzip_is_used_both_ways(parent: Served) -> None:
+def _encodings(parent: Served, **options: object) -> list[tuple[str, str, str]]:
+    """(endpoint, request Content-Encoding, answer Content-Encoding) of a snapshot and an
+    apply through a client made with ``options``."""
     seen: list[tuple[str, str, str]] = []
 
     def record(response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -202,12 +204,26 @@ def test_gzip_is_used_both_ways(parent: Served) -> None:
                      response.request.headers.get("Content-Encoding", ""),
                      response.headers.get("Content-Encoding", "")))
 
-    with parent.remote() as remote:
+    with parent.remote(**options) as remote:
         remote.session.hooks["response"].append(record)
         remote.snapshot(0, 500)
         remote.apply([], parent_node="p")
+    return seen
+
+
+def test_gzip_is_used_both_ways(parent: Served) -> None:
+    seen = _encodings(parent, compress=True)
     assert ("x-snapshot", "", "gzip") in seen
     assert ("x-apply", "gzip", "") in seen
+
+
+def test_a_server_on_this_machine_is_spoken_to_uncompressed(parent: Served) -> None:
+    """Over loopback the bytes cost nothing to move: gzip would only spend CPU both ways."""
+    assert "127.0.0.1" in parent.url
+    assert _encodings(parent) == [("x-snapshot", "", ""), ("x-apply", "", "")]
+    assert RestRepository("http://localhost:1/WMServer", probe=False).compress is False
+    assert RestRepository("http://[::1]:1/WMServer", probe=False).compress is False
+    assert RestRepository("http://wmserver.example/WMServer", probe=False).compress is True
 
 
 def test_esri_operations_return_the_stores_records(parent: Served) -> None:

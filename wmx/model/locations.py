@@ -8,6 +8,8 @@ backends' business, never this module's.
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Optional, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 UNREADABLE = "(a location that cannot be read)"
@@ -33,3 +35,20 @@ def shown_location(location: str) -> str:
                              safe=",/:")
     return urlunsplit((parts.scheme, f"{user}{at}{hosts}", parts.path, public_query,
                        parts.fragment))
+
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+def ip_address(host: str) -> Optional[IPAddress]:
+    """``host`` as an IP address (an IPv6 zone such as ``%eth0`` ignored), or None for a name."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name, as in a URL) is this machine's loopback."""
+    address = ip_address(host.strip("[]"))
+    return address.is_loopback if address is not None else host.lower() == "localhost"

@@ -179,9 +179,10 @@ def _optional(value: Any, kind: type) -> bool:
     return value is None or type(value) is kind
 
 
-def _row_from_wire(row: Any) -> tuple:
-    """One row, type-checked field by field (unrolled: this runs for every replicated row).
-    Errors name the part after the row's own position, which the caller prefixes."""
+def _row_from_wire(row: Any, admit: bool = True) -> tuple:
+    """One row, type-checked field by field (unrolled: this runs for every replicated row),
+    and (``admit``) checked for what its kind needs. Errors name the part after the row's own
+    position, which the caller prefixes."""
     if type(row) is not list or len(row) != _WIDTH:
         raise WireError(f" must be an array of {_WIDTH} values")
     guid, kind, int_id, job_guid, name, body, content, hlc, origin, deleted = row
@@ -200,27 +201,31 @@ def _row_from_wire(row: Any) -> tuple:
         except (binascii.Error, ValueError):
             raise WireError(".content is not base64") from None
     decoded = (guid, kind, int_id, job_guid, name, body, content, hlc, origin, int(deleted))
-    try:
-        check_row(decoded)  # what its kind needs: refused here, before any store sees it
-    except InvalidElement as exc:
-        raise WireError(f": {exc}") from None
+    if admit:
+        try:
+            check_row(decoded)  # what its kind needs: refused here, before any store sees it
+        except InvalidElement as exc:
+            raise WireError(f": {exc}") from None
     return decoded
 
 
-def rows_from_wire(value: Any, what: str = "rows") -> list[tuple]:
-    """Validate and decode rows sent by :func:`rows_to_wire` back to store tuples."""
+def rows_from_wire(value: Any, what: str = "rows", *, admit: bool = True) -> list[tuple]:
+    """Validate and decode rows sent by :func:`rows_to_wire` back to store tuples.
+    ``admit=False`` leaves what each kind needs to the caller: a store that refuses
+    inadmissible rows itself (``wmx.store.rows.refuse_inadmissible``), which would otherwise
+    parse every body twice."""
     if not isinstance(value, list):
         raise WireError(f"{what} must be a list of rows")
     try:
-        return [_row_from_wire(row) for row in value]
+        return [_row_from_wire(row, admit) for row in value]
     except WireError as exc:
-        index = next(i for i, row in enumerate(value) if _fails(row))
+        index = next(i for i, row in enumerate(value) if _fails(row, admit))
         raise WireError(f"{what}[{index}]{exc}") from None
 
 
-def _fails(row: Any) -> bool:
+def _fails(row: Any, admit: bool) -> bool:
     try:
-        _row_from_wire(row)
+        _row_from_wire(row, admit)
     except WireError:
         return True
     return False
@@ -231,8 +236,9 @@ def changes_to_wire(changes: Iterable[Change], split: Optional[Splitter] = None
     return rows_to_wire((change.to_row() for change in changes), split)
 
 
-def changes_from_wire(value: Any, what: str = "changes") -> list[Change]:
-    return [Change.from_row(row) for row in rows_from_wire(value, what)]
+def changes_from_wire(value: Any, what: str = "changes", *, admit: bool = True
+                      ) -> list[Change]:
+    return [Change.from_row(row) for row in rows_from_wire(value, what, admit=admit)]
 
 
 # --- records ----------------------------------------------------------------------------------

@@ -77,10 +77,12 @@ def _body_field(body: dict[str, Any], key: str, expected: type, *,
 
 def _decoded(decode: Any, value: Any, what: str, call: Optional[Call] = None) -> Any:
     """Decode a body member; with ``call``, rows that name content sent in parts (x-parts)
-    get it joined and checked first."""
+    get it joined and checked first, and what each row's kind needs is left to the store
+    they are for, which refuses inadmissible rows itself."""
     try:
         if call is not None:
             value = join_rows(value, staging_for(call.repository.location).read, what)
+            return decode(value, what, admit=False)
         return decode(value, what)
     except (WireError, PartsError) as exc:
         raise ServiceError(BAD_REQUEST, f"Malformed {what}", [str(exc)]) from None

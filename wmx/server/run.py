@@ -11,7 +11,6 @@ Linux). This module must never print or log a token.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import sys
@@ -29,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised on installs without t
 
     raise missing_extra(exc) from None
 
+from wmx.model.locations import ip_address, is_loopback
 from wmx.repository.jobs import ServedRepository
 from wmx.server.app import DEFAULT_MAX_BODY_BYTES, close_app, create_app, service_of
 from wmx.tokens import read_token_file
@@ -44,21 +44,9 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _address(host: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def _is_loopback(host: str) -> bool:
-    address = _address(host)
-    return address.is_loopback if address is not None else host.lower() == "localhost"
-
-
 def _public_host(host: str) -> str:
     """The name URLs use for a bound address: the machine's name for every interface."""
-    address = _address(host)
+    address = ip_address(host)
     return socket.gethostname() if address is not None and address.is_unspecified else host
 
 
@@ -81,7 +69,7 @@ class _Running:
         service = service_of(app)
         self.url = service.url(f"http://{_url_host(self.host)}:{self.port}")
         service.base_url = f"http://{_url_host(_public_host(self.host))}:{self.port}"
-        exposed = service.token is None and not all(_is_loopback(str(address[0]))
+        exposed = service.token is None and not all(is_loopback(str(address[0]))
                                                     for address in listening)
         # The warning a server reachable beyond this machine without a token deserves.
         self.exposure: Optional[str] = (
