@@ -7,8 +7,9 @@ side, in one run, the figures that SPEC §4 sets targets for:
   definition, same pragmas as the store) from one file to another, in this process — SELECT
   streamed into one ``executemany`` INSERT, one transaction;
 * **replicate** embedded → embedded (``wmx.engine.replicate.replicate``) and over HTTP on
-  loopback (parent and child each served by an in-process ``ServerThread``), as rows/s and as
-  a ratio to the raw limit;
+  loopback (parent and child each served by a ``wmx serve`` process of its own, as deployed:
+  servers in this process would share its GIL with the client), as rows/s and as a ratio to
+  the raw limit;
 * **synchronize** K changed jobs in a repository of 10,000 rows and of N (1,000,000) rows, and
   the ratio of the two times (sync cost must follow the changes, not the repository size);
   each against the same changes as a **SQLite session changeset** recorded on one copy of the
@@ -53,7 +54,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from wmx import bench_changeset, bench_postgres
+from wmx import bench_changeset, bench_postgres, bench_serve
 from wmx.engine.outcome import ChildTarget, RunOutcome
 from wmx.engine.replicate import DEFAULT_PAGE_SIZE as REPLICATE_PAGE_SIZE
 from wmx.engine.replicate import replicate
@@ -723,10 +724,12 @@ class Bench:
             return
         parent = Path(self.repositories["large"]["path"])
         child = new_child(self.folder / "http-child.wmxdb", "HttpChild")
-        self.say("replicate over HTTP (loopback, in-process servers)...")
+        self.say("replicate over HTTP (loopback, a wmx serve process each)...")
         times = []
         rows = 0
-        with served(parent, child) as (parent_url, child_url):
+        with bench_serve.ServeProcess(str(parent)) as parent_server, \
+                bench_serve.ServeProcess(str(child)) as child_server:
+            parent_url, child_url = parent_server.url, child_server.url
             for _ in range(max(1, args.http_repeat)):
                 seconds, rows = _timed(lambda: replicate_once(parent_url, child_url,
                                                               "HttpChild", args.page_size))

@@ -28,11 +28,9 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import sqlite3
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -41,6 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode, urlsplit
 
+from wmx import bench_serve
 from wmx.model.changes import ROW_FIELDS
 
 SERVER_VARIABLE = "WMX_BENCH_POSTGRES"
@@ -221,41 +220,6 @@ def sync_figure(args: argparse.Namespace, repositories: dict[str, dict[str, Any]
     return {**figures, "ratio": figures["large"]["seconds"] / figures["small"]["seconds"]}
 
 
-class ServeProcess:
-    """``wmx serve LOCATION`` in a process of its own; ``url`` once it listens."""
-
-    def __init__(self, location: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "wmx", "serve", location, "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        found = re.search(r"http://\S+", line)
-        if not found:
-            rest = self.process.stdout.read()[:2000] if self.process.poll() is not None else ""
-            self.close()
-            raise RuntimeError(f"wmx serve did not start: {line}{rest}")
-        self.url = found.group(0).rstrip("/")
-
-    def cpu_seconds(self) -> Optional[float]:
-        """User + system CPU of the process so far (Linux ``/proc``; None elsewhere)."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError, AttributeError):
-            return None
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(30)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 def drive_writes(urls: list[str], writes: int, clients: int) -> float:
     """``writes`` jobs/create POSTs from ``clients`` threads, thread i on ``urls[i % n]``, each
     thread with a keep-alive connection of its own; the wall-clock seconds of them all. The
@@ -319,9 +283,9 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
     two_times: list[float] = []
     cpu: dict[str, list[Optional[float]]] = {"one_process": [], "two_processes": []}
     with contextlib.ExitStack() as stack:
-        servers = [ServeProcess(location)]
+        servers = [bench_serve.ServeProcess(location)]
         stack.callback(servers[0].close)
-        servers.append(ServeProcess(location))
+        servers.append(bench_serve.ServeProcess(location))
         stack.callback(servers[1].close)
         urls = [server.url for server in servers]
         drive_writes(urls, min(writes, 4 * clients), clients)  # warm-up of both processes
