@@ -18,6 +18,7 @@ import requests
 from tests.http_helpers import ADMIN, EDITOR, Client, error_code, make_repository, running_server
 from wmx.repository.base import RepositoryUnavailable
 from wmx.repository.embedded import EmbeddedRepository
+from wmx.repository.jobs import JobTracking
 
 pytestmark = pytest.mark.http
 
@@ -397,3 +398,23 @@ def test_serve_prints_the_bound_url_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
+
+
+def test_a_request_reads_the_user_it_names_not_every_user(service: Service,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """Each write names its user; that user is read by name (one indexed read), where every
+    request used to read and parse every user of the repository. A name written in another
+    case is still the same user, as in Esri's."""
+    listed: list[str] = []
+    every_user = JobTracking.users
+
+    def counted(self: JobTracking) -> list:
+        listed.append("users")
+        return every_user(self)
+
+    monkeypatch.setattr(JobTracking, "users", counted)
+    assert service.create_job() > 0
+    assert listed == []
+    assert service.client.post("jobs/create", user=ADMIN.upper(), jobTypeId=1)["jobIds"]
+    assert error_code(service.client.post("jobs/create", user="nobody", jobTypeId=1)) == 403

@@ -63,8 +63,16 @@ def user_name(value: str) -> str:
 
 
 def find_user(repository: ServedRepository, name: str) -> Optional[User]:
-    wanted = user_name(name).lower()
-    return next((user for user in repository.users() if user.user_name.lower() == wanted), None)
+    """The user of that name, compared case-insensitively as Esri does. Read by name first:
+    every write names its user, and reading every user for it parsed each of them per request;
+    only a name written in another case (or no user's) reads them all."""
+    wanted = user_name(name)
+    found = repository.read_record(User.KIND, name=wanted)
+    if found is not None:
+        return User.from_esri(found[1], found[0])
+    lowered = wanted.lower()
+    return next((user for user in repository.users() if user.user_name.lower() == lowered),
+                None)
 
 
 def require_user(call: Call) -> str:
