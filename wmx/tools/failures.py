@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -176,17 +176,43 @@ class _Guarded:
 
         @functools.wraps(value)
         def call(*args: Any, **kwargs: Any) -> Any:
-            if self._failed is not None and name != "close":
-                raise self._failed
-            try:
-                with _attributing(self._node, name):
-                    return value(*args, **kwargs)
-            except NodeFailure as failure:
-                if self._fail_fast and failure.failure.node == self._node:
-                    self._failed = failure
-                raise
+            result = self.attributed(name, functools.partial(value, *args, **kwargs))
+            if isinstance(result, contextlib.AbstractContextManager):
+                return _AttributedContext(self, name, result)
+            return result
 
         return call
+
+    def attributed(self, name: str, function: Callable[..., Any], *args: Any,
+                   ending: bool = False) -> Any:
+        """``function(*args)``, its failures attributed to this node. After a failure of a
+        fail-fast node only what ends something (``close``, a context's exit: ``ending``)
+        still runs."""
+        if self._failed is not None and not (ending or name == "close"):
+            raise self._failed
+        try:
+            with _attributing(self._node, name):
+                return function(*args)
+        except NodeFailure as failure:
+            if self._fail_fast and failure.failure.node == self._node:
+                self._failed = failure
+            raise
+
+
+class _AttributedContext:
+    """A context a guarded repository returned (a transaction): what its entry and its exit
+    raise (a COMMIT on a full disk) is that repository's failure too; what the block itself
+    raises passes as it is."""
+
+    def __init__(self, guarded: _Guarded, name: str,
+                 context: contextlib.AbstractContextManager[Any]) -> None:
+        self._guarded, self._name, self._context = guarded, name, context
+
+    def __enter__(self) -> Any:
+        return self._guarded.attributed(self._name, self._context.__enter__)
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._guarded.attributed(self._name, self._context.__exit__, *exc, ending=True)
 
 
 def guard(repository: Repository, node: Node, *, fail_fast: bool = False) -> Repository:
