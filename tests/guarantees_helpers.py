@@ -413,6 +413,9 @@ class FaultPlan:
 
     ``between`` (optional) is called with each call's label just before the call is made:
     the concurrent-writer tests use it to let other connections edit between engine calls.
+    A call made inside a write transaction the engine holds (a pulled page and its
+    checkpoint) is no moment another writer can land at: it would wait for the lock and land
+    after the commit, so ``between`` is called for it then.
     """
 
     at: int = 0
@@ -422,6 +425,22 @@ class FaultPlan:
     dead: bool = False
     fired: Optional[str] = None
     between: Optional[Callable[[str], None]] = None
+    open_transactions: int = 0
+    waiting: list[str] = attrs.Factory(list)
+    """Labels of calls made inside a transaction, whose ``between`` waits for its end."""
+
+    @contextlib.contextmanager
+    def transaction(self, opened: contextlib.AbstractContextManager[Any]) -> Iterator[Any]:
+        self.open_transactions += 1
+        try:
+            with opened as tx:
+                yield tx
+        finally:
+            self.open_transactions -= 1
+            if not self.open_transactions and self.between is not None:
+                waiting, self.waiting = self.waiting, []
+                for label in waiting:
+                    self.between(label)
 
     def _fail(self) -> None:
         if self.kind == "crash":
@@ -434,7 +453,10 @@ class FaultPlan:
             raise Crash("already dead")
         self.calls.append(label)
         if self.between is not None:
-            self.between(label)
+            if self.open_transactions:
+                self.waiting.append(label)
+            else:
+                self.between(label)
         hit = len(self.calls) == self.at
         if hit:
             self.fired = f"{self.when} {label}"
@@ -456,6 +478,8 @@ class FaultyRepository:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
+        if name == "transaction":
+            return lambda *args, **kwargs: self._plan.transaction(value(*args, **kwargs))
         if name not in BOUNDARY_CALLS or not callable(value):
             return value
         label = f"{self._label}.{name}"

@@ -31,6 +31,7 @@ sync of a PostgreSQL parent, where writers really do commit while the sync's tra
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import shutil
 import threading
@@ -360,11 +361,13 @@ def reference_calls(edited, scratch) -> list[str]:
 # --- lock-step ---------------------------------------------------------------------------------
 
 def edits_before_call(at: int, writers: list[Writer]) -> FaultPlan:
-    """A plan that has every writer make one round of edits just before its ``at``-th call."""
+    """A plan that has every writer make one round of edits just before its ``at``-th call
+    (or, for a call inside a transaction the engine holds, as soon as it ends)."""
     plan = FaultPlan()
+    calls = itertools.count(1)
 
     def between(_label: str) -> None:
-        if len(plan.calls) == at:
+        if next(calls) == at:
             turn(writers)
 
     plan.between = between
