@@ -185,16 +185,21 @@ class _Matched:
 class _Adoption:
     """Which versions of another node stand for what a rebuilt mirror read from the server
     (:meth:`EsriRepository.adopt`): a job by its id, if the server's job of that id has its
-    name and job type (a job an Esri user made under an id the cluster uses is another job:
-    left to the id-collision rule, reported, never taken for the cluster's); a job's records
-    by their identity (:data:`_IDENTITY`), each server record taken once; configuration by id
-    or name. Tombstones are left out: the server's element stays what it is."""
+    job type and either its name or, for a job created before the pair's last exchange
+    (``since``), any name (it was on the server then: renamed since, on either side, it is
+    still that job); otherwise a job an Esri user made under an id the cluster uses is
+    another job, left to the id-collision rule, reported, never taken for the cluster's. A
+    job's records by their identity (:data:`_IDENTITY`), each server record taken once;
+    configuration by id or name. Tombstones are left out: the server's element stays what it
+    is."""
 
     def __init__(self, server: dict[int, Optional[JobBundle]], config: list[Record],
                  ids: dict[tuple[str, int, str], str],
-                 job_type_on_server: Callable[[Optional[int]], Optional[int]]) -> None:
+                 job_type_on_server: Callable[[Optional[int]], Optional[int]],
+                 since: Optional[datetime]) -> None:
         self.server = server
         self.job_type_on_server = job_type_on_server
+        self.since = since
         self.config: set[tuple[str, object]] = {(r.KIND, r.int_id) for r in config
                                                 if r.int_id is not None}
         self.config |= {(r.KIND, str(r.unique_name)) for r in config if r.unique_name}
@@ -238,8 +243,11 @@ class _Adoption:
         if bundle is None:
             return False
         want = Job.from_esri(codec.loads(change.body or "{}"), change.guid)
-        return (bundle.job.name, bundle.job.job_type_id) == (
-            want.name, self.job_type_on_server(want.job_type_id))
+        if bundle.job.job_type_id != self.job_type_on_server(want.job_type_id):
+            return False
+        return bundle.job.name == want.name or (
+            self.since is not None and want.created_date is not None
+            and want.created_date < self.since)
 
     def _bind(self, change: Change, job_id: int, matched: _Matched) -> bool:
         bundle = self.server[job_id]
@@ -420,7 +428,7 @@ class EsriRepository:
         self._read_server()
         boundary = stamp_from_datetime(since) if since is not None else 0
         matched = _Adoption(self._server, self._configuration(), self.book.id_map(),
-                            lambda type_id: self._config_id("job_type", type_id)
+                            lambda type_id: self._config_id("job_type", type_id), since
                             ).match(versions)
         self.book.bind(matched.bindings)
         if parent_node_id is not None:
