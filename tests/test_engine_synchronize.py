@@ -271,3 +271,35 @@ def test_a_pull_page_and_its_checkpoint_commit_together(cluster, monkeypatch):
     cluster.assert_converged()
     with cluster.child("Child2") as child:
         assert child.get_job(job.id).description == "made on Child1"
+
+
+def test_a_renumbered_job_whose_page_was_not_committed_reaches_no_other_child(cluster,
+                                                                             monkeypatch):
+    """A job that clashes with a parent's job id is renumbered when its page is pulled, and
+    the run hands the renumbered version to every child first. If that page's transaction
+    then fails, the parent holds none of it: no child may get it either (it would hold a job
+    the parent never had, under an id the parent may give another)."""
+    with cluster.parent() as parent:
+        taken = parent.create_job(1, user=ADMIN, description="made at the parent").id
+    with cluster.child("Child1") as child:
+        clashing = child.create_job(1, user=ADMIN, id=taken, description="made on Child1")
+    save_node = SqlStore.save_node
+    failures = []
+
+    def failing_once(self, node):
+        if not failures:
+            failures.append(node.name)
+            raise RepositoryUnavailable("the disk went away")
+        return save_node(self, node)
+
+    monkeypatch.setattr(SqlStore, "save_node", failing_once)
+    outcome = cluster.sync()
+
+    assert failures == ["Child1"] and outcome.children[0].status == "FAILED"
+    with cluster.child("Child2") as child:
+        assert clashing.guid not in {child.get_job(j).guid for j in child.jobs()}
+    monkeypatch.undo()
+    assert cluster.sync().status_code == 0
+    cluster.assert_converged()
+    with cluster.child("Child2") as child:
+        assert clashing.guid in {child.get_job(j).guid for j in child.jobs()}

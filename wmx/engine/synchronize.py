@@ -193,20 +193,34 @@ def _consolidate(cluster: Cluster, session: _Session, run: _Run, *,
                          since_time=since_time, until_seq=until_seq)
     for page in progress.track_log(pages, f"pull {child.target.name}", start=node.pull_seq,
                                    end=until_seq):
+        applied: list[ApplyReport] = []
         with _together(cluster.parent, run):
             for changes, detect_since in _detection(session, page.changes):
                 report = cluster.parent.apply(
                     changes, parent_node=cluster.parent_id, source_node=info.node_id,
                     detect_since=detect_since, policy=run.policy, dry_run=run.dry_run,
-                    overlay=list(run.pending.values()) if run.dry_run else ())
-                child.pulled.add(report)
-                run.pending.update((c.guid, c) for c in report.written)
-                run.renumbered.update((c.guid, c) for c in report.renumbered)
+                    overlay=_overlay(run, applied))
+                applied.append(report)
                 if session.recovery and detect_since is None and report.writes:
                     _parent_was_restored(cluster, run)
             if not run.dry_run and page.last_seq != node.pull_seq:
                 node.pull_seq = page.last_seq
                 cluster.save(node)
+        # Only once the page is committed: what the run hands on to other children (the
+        # renumbered versions) must be what the parent holds.
+        for report in applied:
+            child.pulled.add(report)
+            run.pending.update((c.guid, c) for c in report.written)
+            run.renumbered.update((c.guid, c) for c in report.renumbered)
+
+
+def _overlay(run: _Run, applied: list[ApplyReport]) -> list[Change]:
+    """What a dry run's apply stands in for the batches before it that it did not write (the
+    run's, and this page's)."""
+    if not run.dry_run:
+        return []
+    pending = {**run.pending, **{c.guid: c for report in applied for c in report.written}}
+    return list(pending.values())
 
 
 def _together(repository: Repository, run: _Run) -> AbstractContextManager[object]:
