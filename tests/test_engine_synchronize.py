@@ -243,16 +243,11 @@ def test_large_attachments_travel_in_pages_bounded_by_size(cluster, monkeypatch)
     assert max(pages) <= 2000, "a page went on after reaching PAGE_BYTES"
 
 
-def test_a_pull_page_and_its_checkpoint_commit_together(cluster, monkeypatch):
-    """A parent that fails to record the pull checkpoint keeps none of the page it covers:
-    the two are one transaction, so no run ever finds versions applied beyond the checkpoint
-    that says how far it has read (and the next run reads them again, once)."""
-    with cluster.child("Child1") as child:
-        job = child.create_job(1, user=ADMIN, description="made on Child1")
-    with cluster.parent() as parent:
-        checkpoints = [n.pull_seq for n in parent.nodes() if n.name == "Child1"]
+def _first_node_save_fails(monkeypatch) -> list[str]:
+    """The parent's next save of a node record fails (its disk went away); the list names the
+    node it was for once it has."""
     save_node = SqlStore.save_node
-    failures = []
+    failures: list[str] = []
 
     def failing_once(self, node):
         if not failures:
@@ -261,6 +256,18 @@ def test_a_pull_page_and_its_checkpoint_commit_together(cluster, monkeypatch):
         return save_node(self, node)
 
     monkeypatch.setattr(SqlStore, "save_node", failing_once)
+    return failures
+
+
+def test_a_pull_page_and_its_checkpoint_commit_together(cluster, monkeypatch):
+    """A parent that fails to record the pull checkpoint keeps none of the page it covers:
+    the two are one transaction, so no run ever finds versions applied beyond the checkpoint
+    that says how far it has read (and the next run reads them again, once)."""
+    with cluster.child("Child1") as child:
+        job = child.create_job(1, user=ADMIN, description="made on Child1")
+    with cluster.parent() as parent:
+        checkpoints = [n.pull_seq for n in parent.nodes() if n.name == "Child1"]
+    failures = _first_node_save_fails(monkeypatch)
     outcome = cluster.sync(["Child1"])
 
     assert failures == ["Child1"] and outcome.children[0].status == "FAILED"
@@ -283,16 +290,7 @@ def test_a_renumbered_job_whose_page_was_not_committed_reaches_no_other_child(cl
         taken = parent.create_job(1, user=ADMIN, description="made at the parent").id
     with cluster.child("Child1") as child:
         clashing = child.create_job(1, user=ADMIN, id=taken, description="made on Child1")
-    save_node = SqlStore.save_node
-    failures = []
-
-    def failing_once(self, node):
-        if not failures:
-            failures.append(node.name)
-            raise RepositoryUnavailable("the disk went away")
-        return save_node(self, node)
-
-    monkeypatch.setattr(SqlStore, "save_node", failing_once)
+    failures = _first_node_save_fails(monkeypatch)
     outcome = cluster.sync()
 
     assert failures == ["Child1"] and outcome.children[0].status == "FAILED"
