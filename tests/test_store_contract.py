@@ -274,3 +274,18 @@ def test_writes_in_one_transaction_commit_together_or_not_at_all(backend: Backen
         first = repository.create_job(1, user=USER)
         second = repository.create_job(1, user=USER)
     assert repository.job_ids() == [first.id, second.id]
+
+
+def test_a_dry_run_inside_an_open_transaction_is_refused_not_committed(backend: Backend
+                                                                       ) -> None:
+    """A transaction opened inside another joins it, so a dry run's rollback there could not
+    throw only its own writes away: committed with the rest, the dry run would write. It is
+    refused, and nothing of the outer transaction is kept either."""
+    parent, (child_location,) = backend.cluster()
+    parent.create_job(1, user=USER)
+    child = backend.open(child_location)
+    before = child.all_rows()
+    with pytest.raises(InvalidRequest, match="dry run"), child.transaction():
+        child.apply(parent.changes(0, limit=1000).changes,
+                    parent_node=parent.info().node_id, dry_run=True)
+    assert child.all_rows() == before

@@ -288,7 +288,7 @@ class WritesTogether(Protocol):
     def transaction(self) -> AbstractContextManager[object]:
         """Writes made inside (``apply``, ``save_node``, job operations...) join one write
         transaction: all committed when it ends, none if it raises. A dry run's ``apply``
-        does not belong inside: it would be committed with the rest."""
+        inside is refused (InvalidRequest): its rollback cannot be joined."""
         ...
 
 

@@ -40,6 +40,7 @@ from wmx.store.sql import (
     SqlStore,
     SqlTransaction,
     element_table,
+    joined,
     schema,
 )
 
@@ -329,7 +330,7 @@ class EmbeddedRepository(SqlStore[_Transaction]):
         transaction, so a read-modify-write made of smaller writes commits as one."""
         with self._lock:
             if self._open_transaction is not None:
-                yield self._open_transaction
+                yield joined(self._open_transaction, rollback=rollback)
                 return
             cursor = self._db.cursor()
             try:

@@ -70,6 +70,7 @@ from wmx.store.sql import (
     SqlStore,
     SqlTransaction,
     element_table,
+    joined,
     schema,
     upsert,
 )
@@ -414,7 +415,7 @@ class PostgresRepository(SqlStore[_Transaction]):
         joins it, so a read-modify-write made of smaller writes commits as one."""
         current = self._current()
         if current is not None:
-            yield current
+            yield joined(current, rollback=rollback)
             return
         with self._pooled() as connection:
             try:

@@ -250,6 +250,15 @@ Tx = TypeVar("Tx", bound=SqlTransaction)
 S = TypeVar("S", bound="SqlStore[Any]")
 
 
+def joined(outer: Tx, *, rollback: bool) -> Tx:
+    """The open transaction a transaction opened inside it joins. A rollback cannot be
+    joined (it would throw away only with the outer one, or, committed with it, a dry run
+    would write): refused, and the outer transaction then rolls back."""
+    if rollback:
+        raise InvalidRequest("a dry run cannot be made inside an open write transaction")
+    return outer
+
+
 class SqlApplyTarget:
     """A store inside one write transaction, as the shared apply algorithm sees it
     (:class:`wmx.store.protocol.ApplyTarget`): SQL only, no rule."""
