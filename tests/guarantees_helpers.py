@@ -42,7 +42,7 @@ from tests.conftest import (
     is_postgres,
     make_cluster,
 )
-from wmx.model.changes import precedence
+from wmx.model.changes import precedence, twin_order
 from wmx.repository import open_repository, open_store
 from wmx.repository.base import NodeRecord, Repository, RepositoryUnavailable
 from wmx.repository.embedded import EmbeddedRepository
@@ -225,6 +225,7 @@ class Version:
     origin: str
     deleted: bool
     body: Optional[str]
+    content: Optional[bytes]
     status: str
     home: str
     """Where the version was first seen (a child name, or ``parent``)."""
@@ -245,7 +246,9 @@ class Ledger:
         self.ids = node_ids(cluster)
         self.names = {node: name for name, node in self.ids.items()}
         self.parent_node = self.ids["parent"]
-        self.versions: dict[str, dict[tuple[int, str], Version]] = {}
+        self.versions: dict[str, dict[tuple, Version]] = {}
+        """By GUID, then by stamp and what the version says (a node put back from a backup
+        may give one stamp to two versions: :func:`wmx.model.changes.twin_order`)."""
         self.observe()
 
     def observe(self) -> None:
@@ -253,13 +256,14 @@ class Ledger:
         for name, location in named_paths(self.cluster):
             with self.cluster.reader(location) as repository:
                 rows = repository.all_rows()
-            for guid, kind, _i, _j, _n, body, _c, hlc, origin, deleted in rows:
+            for guid, kind, _i, _j, _n, body, content, hlc, origin, deleted in rows:
                 known = self.versions.setdefault(guid, {})
-                if (hlc, origin) in known:
+                key = _version_key(hlc, origin, deleted, body, content)
+                if key in known:
                     continue
                 from_here = name != "parent" and self.names.get(origin) == name
-                known[(hlc, origin)] = Version(guid, kind, hlc, origin, bool(deleted), body,
-                                               PENDING if from_here else CONSIDERED, name)
+                known[key] = Version(guid, kind, hlc, origin, bool(deleted), body, content,
+                                     PENDING if from_here else CONSIDERED, name)
 
     def observe_discards(self) -> int:
         """:meth:`observe`, returning how many versions have been discarded so far."""
@@ -275,14 +279,17 @@ class Ledger:
         of the cluster is gone (it existed only where the backup was restored); one that is
         somewhere is there to stay, even if an earlier restore had removed it from everywhere
         (a backup can bring it back), and must flow back and survive as usual."""
-        present: dict[tuple[str, int, str], set[str]] = {}
+        present: dict[tuple, set[str]] = {}
         for name, location in named_paths(self.cluster):
             with self.cluster.reader(location) as repository:
-                for guid, _k, _i, _j, _n, _b, _c, hlc, origin, _d in repository.all_rows():
-                    present.setdefault((guid, hlc, origin), set()).add(name)
+                for guid, _k, _i, _j, _n, body, content, hlc, origin, deleted in \
+                        repository.all_rows():
+                    key = (guid, *_version_key(hlc, origin, deleted, body, content))
+                    present.setdefault(key, set()).add(name)
         for guid, versions in self.versions.items():
-            for (hlc, origin), version in versions.items():
-                places = present.get((guid, hlc, origin))
+            for key, version in versions.items():
+                origin = version.origin
+                places = present.get((guid, *key))
                 if places is None:
                     version.status = DISCARDED
                 elif version.status == DISCARDED:
@@ -300,7 +307,8 @@ class Ledger:
         candidates = [v for v in self.versions.get(guid, {}).values() if v.status != DISCARDED]
         if not candidates:
             return None
-        return max(candidates, key=lambda v: precedence(v.hlc, v.origin, self.parent_node))
+        return max(candidates, key=lambda v: (precedence(v.hlc, v.origin, self.parent_node),
+                                              twin_order(v.deleted, v.body, v.content)))
 
     def survivors(self) -> dict[str, Version]:
         found = {guid: self.survivor(guid) for guid in self.versions}
@@ -316,7 +324,9 @@ class Ledger:
         assert not extra, f"discarded or unknown elements present: {extra}"
         for guid, version in expected.items():
             row = actual[guid]
-            assert (row[7], row[8]) == (version.hlc, version.origin), (
+            assert _version_key(*row[7:9], row[9], row[5], row[6]) == \
+                _version_key(version.hlc, version.origin, version.deleted, version.body,
+                             version.content), (
                 f"{version.kind} {guid}: kept {row[8]}@{row[7]} (deleted={row[9]}), "
                 f"expected {version.origin}@{version.hlc} (deleted={version.deleted})")
 
@@ -387,7 +397,13 @@ def assert_checkpoints_behind_durable_data(cluster: Cluster) -> None:
 
 
 def _prec(row: tuple, parent_node: str) -> tuple:
-    return precedence(row[7], row[8], parent_node)
+    return precedence(row[7], row[8], parent_node), twin_order(row[9], row[5], row[6])
+
+
+def _version_key(hlc: int, origin: str, deleted: Any, body: Optional[str],
+                 content: Optional[bytes]) -> tuple:
+    """A version's identity: its stamp and what it says."""
+    return (hlc, origin, *twin_order(deleted, body, content))
 
 
 # --- fault injection ---------------------------------------------------------------------------

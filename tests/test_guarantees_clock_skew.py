@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ADMIN, Cluster
+from tests import postgres_helpers
+from tests.conftest import ADMIN, Cluster, is_postgres
 from tests.guarantees_helpers import (  # noqa: F401 (store_fixture: the store fixture)
     HOUR,
     fresh_cluster,
+    overwrite_repository,
     skewed_opener,
     store_fixture,
 )
 from wmx.engine.replicate import replicate
 from wmx.engine.synchronize import synchronize
+from wmx.model import codec
 from wmx.repository.base import InvalidRequest
 
 BEHIND, AHEAD, ON_TIME = "Child1", "Child2", "Child3"
@@ -211,3 +214,46 @@ def test_replicating_from_a_parent_far_ahead_moves_a_child_clock_past_every_copi
         behind.update_job(job, user=ADMIN, description="behind, after the copy")
     skewed.sync()
     assert skewed.descriptions(job) == {"behind, after the copy"}
+
+
+@pytest.fixture
+def parent_behind(tmp_path, store) -> SkewedCluster:
+    """A parent 5 h behind its child: after a sync its clock runs on the child's stamps, far
+    ahead of its own wall clock."""
+    cluster = fresh_cluster(tmp_path / "cluster", 1, shared_jobs=1, store=store)
+    return SkewedCluster(cluster, {"parent": -5 * HOUR, "Child1": 5 * HOUR})
+
+
+def test_a_parent_restored_from_a_backup_that_stamps_again_converges_and_keeps_both_edits(
+        parent_behind, tmp_path):
+    """Put back from a backup, the parent's clock is back where the backup left it; its wall
+    clock is hours behind, so its next edit gets the very stamp of an edit it made after the
+    backup, which the child still holds. Both versions under one stamp: one is kept everywhere
+    and the other is in the parent's conflict log, not silently different on each side."""
+    skewed, job = parent_behind, _job(parent_behind)
+    with skewed.open("Child1") as child:
+        child.update_job(job, user=ADMIN, description="from 5 h ahead")
+    skewed.sync()
+    parent_location = skewed.cluster.parent_path
+    backup = postgres_helpers.new_location("bk") if is_postgres(parent_location) \
+        else tmp_path / "parent.backup"
+    overwrite_repository(parent_location, backup)
+    with skewed.open("parent") as parent:
+        parent.update_job(job, user=ADMIN, description="after the backup")
+        lost_stamp = parent.info().clock
+    skewed.sync()
+    overwrite_repository(backup, parent_location)
+    with skewed.open("parent") as parent:
+        parent.update_job(job, user=ADMIN, description="after the restore")
+        assert parent.info().clock == lost_stamp  # the premise: one stamp, two versions
+
+    outcome = skewed.sync()
+
+    skewed.cluster.assert_converged()
+    (kept,) = skewed.descriptions(job)
+    assert kept in {"after the backup", "after the restore"}
+    lost = {"after the backup", "after the restore"} - {kept}
+    logged = {codec.loads(c.loser_body).get("description") for c in outcome.conflicts
+              if c.loser_body and c.kind == "job"}
+    assert lost <= logged, outcome.conflicts
+    assert skewed.sync().conflicts == []  # and the cluster rests

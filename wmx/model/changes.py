@@ -67,6 +67,14 @@ def precedence(hlc: int, origin: str, parent_node: str) -> tuple[int, bool, str]
     return (hlc, origin == parent_node, origin)
 
 
+def twin_order(deleted: bool, body: Optional[str], content: Optional[bytes]) -> tuple:
+    """Order of two different versions that share one stamp (one node stamped twice alike: a
+    repository put back from a backup, whose clock had not yet passed the stamps it gave since,
+    makes new versions under stamps its lost ones had, which other repositories still hold).
+    Any fixed order of what they say makes every repository keep the same one."""
+    return (bool(deleted), body or "", content or b"")
+
+
 def incoming_wins(local: tuple[int, str], incoming: tuple[int, str], parent_node: str,
                   policy: ConflictPolicy = ConflictPolicy.NEWEST, conflict: bool = False,
                   incoming_from_child: bool = False) -> bool:

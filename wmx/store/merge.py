@@ -4,7 +4,8 @@ Pure functions of the stored version, the incoming one and the context of the ap
 sends, what counts as concurrent, which policy): no store, no SQL, no clock. The decisions:
 
 * the same version again: nothing to do (replication never edits versions, so re-sending is
-  harmless);
+  harmless); two versions under one stamp that say different things (a node put back from a
+  backup stamped again) are twins: a fixed order of their contents keeps one everywhere;
 * another version: the higher precedence wins (``wmx.model.changes.precedence``), so every
   store converges whatever the order of delivery; at the parent, a version the child made
   while the parent's changed too is a *conflict*: the policy picks the winner, the loser goes
@@ -27,7 +28,7 @@ from typing import Any, Callable, Optional
 import attrs
 
 from wmx.model import codec
-from wmx.model.changes import Change, ConflictPolicy, incoming_wins, precedence
+from wmx.model.changes import Change, ConflictPolicy, incoming_wins, precedence, twin_order
 from wmx.model.records import RECORD_TYPES, RENUMBERED_KINDS
 from wmx.model.records import _camel as camel_case
 
@@ -95,7 +96,7 @@ def judge(local: Change, local_seq: int, incoming: Change, context: MergeContext
     :func:`already_consolidated`); it is asked only about a would-be conflict, since
     answering may take a look at the conflict log."""
     if local.version == incoming.version:
-        return None
+        return _twins(local, incoming, context, consolidated)
     conflict = (context.from_child and context.detect_since is not None
                 and local_seq > context.detect_since and local.origin != incoming.origin
                 and not consolidated())
@@ -106,6 +107,23 @@ def judge(local: Change, local_seq: int, incoming: Change, context: MergeContext
         precedence(*loser.version, context.parent_node)
     return Verdict(winner=winner, loser=loser, conflict=conflict, write=wins or restamp,
                    restamp=restamp)
+
+
+def _twins(local: Change, incoming: Change, context: MergeContext,
+           consolidated: Callable[[], bool]) -> Optional[Verdict]:
+    """Two versions under one stamp: the same version (None), or twins that a node restored
+    from a backup stamped again (:func:`wmx.model.changes.twin_order` keeps one everywhere).
+    At the parent the losing twin is a lost edit like any concurrent one: it is logged."""
+    if _says(local) == _says(incoming):
+        return None
+    wins = twin_order(*_says(incoming)) > twin_order(*_says(local))
+    winner, loser = (incoming, local) if wins else (local, incoming)
+    return Verdict(winner=winner, loser=loser, conflict=context.from_child and not consolidated(),
+                   write=wins, restamp=False)
+
+
+def _says(change: Change) -> tuple[bool, Optional[str], Optional[bytes]]:
+    return (change.deleted, change.body, change.content)
 
 
 def already_consolidated(local: Change, incoming: Change, *, logged_as_loser: bool) -> bool:
