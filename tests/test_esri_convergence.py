@@ -182,7 +182,7 @@ def test_a_cluster_with_an_esri_child_converges_whatever_its_users_do(actions, m
                 assert result.status_code == 0, result.getMessages()
             view = _view_of_wmx(parent)
             assert _view_of_wmx(child) == view
-            assert _view_of_esri(esri) == view
+            assert _view_of_esri(esri) == view, (_view_of_esri(esri), view)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
