@@ -170,8 +170,8 @@ def test_an_update_behind_made_after_a_delete_elsewhere_but_before_receiving_it_
 
 def test_a_concurrent_update_from_ahead_outranks_a_delete_and_the_job_lives(skewed):
     """Genuinely concurrent, and newer by the precedence order (5 h ahead): the update wins,
-    the delete goes to the conflict log. The job's holds and notes that the delete tombstoned
-    stay deleted: every element is ordered on its own."""
+    the delete goes to the conflict log, and the job keeps the hold and notes the delete had
+    taken (the parent writes them back, so they reach the child that deleted them too)."""
     job = _job(skewed)
     with skewed.open(ON_TIME) as on_time:
         on_time.delete_job(job, user=ADMIN)
@@ -183,8 +183,11 @@ def test_a_concurrent_update_from_ahead_outranks_a_delete_and_the_job_lives(skew
     assert skewed.descriptions(job) == {"concurrent, 5 h ahead"}
     assert [(c.kind, c.loser_deleted) for c in outcome.conflicts] == [("job", True)]
     skewed.cluster.assert_converged()
-    with skewed.open(BEHIND) as behind:
-        assert behind.holds(job) == [] and behind.get_notes(job) == ""
+    for name in ("parent", ON_TIME, AHEAD, BEHIND):
+        with skewed.open(name) as repository:
+            assert [h.hold_comments for h in repository.holds(job)] == ["shared"], name
+            assert repository.get_notes(job) == "shared notes 0", name
+    assert skewed.sync().conflicts == []  # and the cluster rests
 
 
 def test_new_jobs_and_deletes_on_every_skewed_machine_all_arrive(skewed):
@@ -257,3 +260,60 @@ def test_a_parent_restored_from_a_backup_that_stamps_again_converges_and_keeps_b
               if c.loser_body and c.kind == "job"}
     assert lost <= logged, outcome.conflicts
     assert skewed.sync().conflicts == []  # and the cluster rests
+
+
+def test_a_delete_at_the_parent_that_loses_to_a_child_edit_gives_the_job_its_records_back(
+        skewed):
+    """The parent deleted the job while a child edited it: the child's edit wins; the hold
+    and notes come back to every repository, the history keeps its entries, and an embedded
+    attachment, whose bytes went with the delete, is the one record that stays deleted."""
+    job = _job(skewed)
+    with skewed.open(AHEAD) as ahead:
+        ahead.add_attachment(job, "map.pdf", b"%PDF", user=ADMIN)
+    skewed.sync()
+    with skewed.open("parent") as parent:
+        history = len(parent.activity(job))
+        parent.delete_job(job, user=ADMIN)
+    with skewed.open(AHEAD) as ahead:
+        ahead.update_job(job, user=ADMIN, description="edited while the parent deleted it")
+
+    outcome = skewed.sync([AHEAD, BEHIND, ON_TIME])
+    skewed.sync()
+
+    assert skewed.descriptions(job) == {"edited while the parent deleted it"}
+    assert [(c.kind, c.loser_deleted) for c in outcome.conflicts] == [("job", True)]
+    skewed.cluster.assert_converged()
+    with skewed.open(BEHIND) as behind:
+        assert [h.hold_comments for h in behind.holds(job)] == ["shared"]
+        assert behind.get_notes(job) == "shared notes 0"
+        assert len(behind.activity(job)) >= history
+        assert behind.attachments(job) == []  # the limit: its bytes are gone
+    assert skewed.sync().conflicts == []
+
+
+def test_a_child_delete_that_loses_to_the_parent_edit_leaves_that_child_the_records(skewed):
+    """The child deleted the job while the parent edited it: the parent's edit wins, the
+    child's deletes of the job's records are refused with it (kept in the conflict log), and
+    the child gets the job back whole, attachment bytes included."""
+    job = _job(skewed)
+    with skewed.open("parent") as parent:
+        parent.add_attachment(job, "map.pdf", b"%PDF", user=ADMIN)
+    skewed.sync()
+    with skewed.open(BEHIND) as behind:
+        behind.delete_job(job, user=ADMIN)
+    with skewed.open("parent") as parent:
+        parent.update_job(job, user=ADMIN, description="edited while a child deleted it")
+
+    outcome = skewed.sync()
+
+    assert skewed.descriptions(job) == {"edited while a child deleted it"}
+    assert all(c.loser_deleted for c in outcome.conflicts)
+    assert {c.kind for c in outcome.conflicts} == {"job", "hold", "notes", "activity",
+                                                   "attachment"}
+    skewed.cluster.assert_converged()
+    with skewed.open(BEHIND) as behind:
+        assert [h.hold_comments for h in behind.holds(job)] == ["shared"]
+        assert behind.get_notes(job) == "shared notes 0"
+        (attachment,) = behind.attachments(job)
+        assert behind.attachment_content(job, attachment.id) == b"%PDF"
+    assert skewed.sync().conflicts == []

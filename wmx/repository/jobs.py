@@ -512,11 +512,13 @@ class JobTracking(JobStore[Tx], JobOperations):
     def delete_job(self, job_id: int, *, user: str) -> None:
         job = self.get_job(job_id)
         with self.transaction() as tx:
+            # the job first: its records' tombstones, stamped after it, are known to be this
+            # deletion's (a deletion that loses to an edit elsewhere gives them back)
+            self.write_record(tx, job, guid=job.guid, deleted=True)
             for record_type in JOB_RECORDS:
                 for guid, body in self.read_records(record_type.KIND, job_guid=job.guid):
                     self.write_record(tx, record_type.from_esri(body, guid), guid=guid,
                                       job_guid=job.guid, deleted=True)
-            self.write_record(tx, job, guid=job.guid, deleted=True)
 
     # --- job sub-records -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Optional
 import attrs
 
 from wmx.model.changes import Change, ConflictPolicy
+from wmx.model.records import Job
 from wmx.repository.base import ApplyReport, ConflictRecord
 from wmx.store import merge
 from wmx.store.merge import IdClash, MergeContext
@@ -68,12 +69,58 @@ def apply_versions(target: ApplyTarget, changes: Sequence[Change], context: Merg
     for change in changes:
         target.observe(change.hlc)
         previous = stored.get(change.guid)
-        written = _apply_one(target, change, previous, context, report)
-        if written is not None:
-            stored[change.guid] = written
+        written: Optional[StoredVersion]
+        if context.from_child and _keeps_its_job(target, change, previous, report):
+            written = _rewritten(target, previous, report)
+        else:
+            written = _apply_one(target, change, previous, context, report)
+        for version in ([] if written is None else [written]) + (
+                _revive_job_records(target, previous, written, report)
+                if context.from_child else []):
+            stored[version.change.guid] = version
             if keep_written:
-                report.written.append(written.change)
+                report.written.append(version.change)
     return report
+
+
+def _keeps_its_job(target: ApplyTarget, change: Change, previous: Optional[StoredVersion],
+                   report: ApplyReport) -> bool:
+    """A child's deletion of a record that its deletion of the job took, after that deletion
+    of the job lost here: refused (logged as a lost edit), the record lives on."""
+    if not (change.deleted and change.job_guid and previous is not None
+            and not previous.change.deleted):
+        return False
+    lost = target.lost_delete(change.job_guid)
+    if lost is None or not merge.deleted_with(lost, change):
+        return False
+    report.conflicts.append(_log(target, change, previous.change, "concurrent_edit"))
+    return True
+
+
+def _rewritten(target: ApplyTarget, previous: Optional[StoredVersion],
+               report: ApplyReport) -> StoredVersion:
+    """The stored version written again under a fresh stamp, to win where it had lost."""
+    assert previous is not None
+    again = merge.restamped(previous.change, hlc=target.stamp(), origin=target.node_id)
+    report.updated += 1
+    return StoredVersion(again, target.write(again, previous))
+
+
+def _revive_job_records(target: ApplyTarget, previous: Optional[StoredVersion],
+                        written: Optional[StoredVersion],
+                        report: ApplyReport) -> list[StoredVersion]:
+    """A child's live job that beat this parent's deletion of it: the records that deletion
+    took come back (new versions of this parent, so they reach every child)."""
+    if previous is None or written is None or written.change.deleted or \
+            not previous.change.deleted or previous.change.kind != Job.KIND:
+        return []
+    back = []
+    for record in target.job_records(previous.change.guid):
+        if merge.deleted_with(previous.change, record.change) and merge.revivable(record.change):
+            change = merge.revived(record.change, hlc=target.stamp(), origin=target.node_id)
+            back.append(StoredVersion(change, target.write(change, record)))
+    report.updated += len(back)
+    return back
 
 
 def _apply_one(target: ApplyTarget, change: Change, previous: Optional[StoredVersion],

@@ -16,7 +16,11 @@ sends, what counts as concurrent, which policy): no store, no SQL, no clock. The
   kind whose ids come from a node's block, ``RENUMBERED_KINDS``), else refused and logged;
   one whose unique name is taken is *renamed*
   ``_1``, ``_2``… at the parent (Esri's rule). Both are new versions the parent writes, so
-  they travel back to every child.
+  they travel back to every child;
+* a job whose deletion loses (a concurrent edit elsewhere wins) keeps its records: the
+  parent writes back those its own deletion took (:func:`deleted_with`), and refuses a
+  child's deletion of them once that child's deletion of the job has lost there, writing its
+  own versions again so that they win back at that child.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import attrs
 
 from wmx.model import codec
 from wmx.model.changes import Change, ConflictPolicy, incoming_wins, precedence, twin_order
-from wmx.model.records import RECORD_TYPES, RENUMBERED_KINDS
+from wmx.model.records import RECORD_TYPES, RENUMBERED_KINDS, STORAGE_EMBEDDED, Attachment
 from wmx.model.records import _camel as camel_case
 
 NAME_KEYS = ("name", "userName", "key")
@@ -140,6 +144,28 @@ def already_consolidated(local: Change, incoming: Change, *, logged_as_loser: bo
             and is_renamed_from(local.name, incoming.name)):
         return False
     return _body_with_name(incoming, local.name) == codec.loads(local.body)
+
+
+def deleted_with(job: Change, record: Change) -> bool:
+    """Whether ``record`` is a tombstone that the deletion ``job`` (a job's tombstone) wrote:
+    deleting a job writes the job's tombstone, then its records' ones, in one transaction, so
+    those come from the same node, stamped after it. A record deleted on its own before is not
+    (nothing deletes a record of a deleted job)."""
+    return (record.deleted and record.job_guid == job.guid and record.origin == job.origin
+            and record.hlc > job.hlc)
+
+
+def revivable(record: Change) -> bool:
+    """Whether a record's tombstone still says all its live version said: every tombstone
+    keeps its body, but an embedded attachment's bytes went with the delete."""
+    if record.kind != Attachment.KIND or not record.body:
+        return bool(record.body)
+    return Attachment.from_esri(codec.loads(record.body)).storage_type != STORAGE_EMBEDDED
+
+
+def revived(record: Change, *, hlc: int, origin: str) -> Change:
+    """A record its job's lost deletion took, back as a version the reviving store writes."""
+    return attrs.evolve(record, deleted=False, hlc=hlc, origin=origin)
 
 
 def is_renamed_from(name: str, original: str) -> bool:

@@ -64,6 +64,14 @@ class ApplyTarget(Protocol):
         """Whether this very version is in the conflict log as a loser."""
         ...
 
+    def job_records(self, job_guid: str) -> list[StoredVersion]:
+        """The stored versions of every record of this job (tombstones included)."""
+        ...
+
+    def lost_delete(self, job_guid: str) -> Optional[Change]:
+        """The newest deletion of this job that lost here (from the conflict log), if any."""
+        ...
+
     def log_conflict(self, record: ConflictRecord) -> None:
         """Keep a losing version in the conflict log."""
         ...

@@ -300,6 +300,18 @@ class SqlApplyTarget:
             "SELECT 1 FROM conflicts WHERE guid = ? AND loser_origin = ? AND loser_hlc = ?",
             (change.guid, change.origin, change.hlc)).fetchone() is not None
 
+    def job_records(self, job_guid: str) -> list[StoredVersion]:
+        return [StoredVersion(Change.from_row(row), row[-1]) for row in self._tx.execute(
+            f"SELECT {COLUMNS}, seq FROM elements WHERE job_guid = ?", (job_guid,))]
+
+    def lost_delete(self, job_guid: str) -> Optional[Change]:
+        row = self._tx.execute(
+            "SELECT kind, int_id, loser_hlc, loser_origin FROM conflicts"
+            " WHERE guid = ? AND loser_deleted = 1 ORDER BY loser_hlc DESC LIMIT 1",
+            (job_guid,)).fetchone()
+        return None if row is None else Change(guid=job_guid, kind=row[0], int_id=row[1],
+                                               hlc=row[2], origin=row[3], deleted=True)
+
     def log_conflict(self, record: ConflictRecord) -> None:
         self._tx.execute(
             "INSERT INTO conflicts (detected_ms, guid, kind, int_id, winner_origin, winner_hlc,"
