@@ -301,8 +301,11 @@ def test_a_child_delete_that_loses_to_the_parent_edit_leaves_that_child_the_reco
     skewed.sync()
     with skewed.open(BEHIND) as behind:
         behind.delete_job(job, user=ADMIN)
+        deletes = [c for c in behind.changes(0, limit=10 ** 6).changes if c.deleted]
+        behind_node = behind.info().node_id
     with skewed.open("parent") as parent:
         parent.update_job(job, user=ADMIN, description="edited while a child deleted it")
+        (pushed,) = [n.push_seq for n in parent.nodes() if n.node_id == behind_node]
 
     outcome = skewed.sync()
 
@@ -317,3 +320,8 @@ def test_a_child_delete_that_loses_to_the_parent_edit_leaves_that_child_the_reco
         (attachment,) = behind.attachments(job)
         assert behind.attachment_content(job, attachment.id) == b"%PDF"
     assert skewed.sync().conflicts == []
+    with skewed.open("parent") as parent:  # the child's page sent again (a lost reply)
+        head = parent.info().seq
+        again = parent.apply(deletes, parent_node=parent.info().node_id,
+                             source_node=behind_node, detect_since=pushed)
+        assert (again.conflicts, parent.info().seq) == ([], head)

@@ -88,8 +88,8 @@ def _keeps_its_job(target: ApplyTarget, change: Change, previous: Optional[Store
     """A child's deletion of a record that its deletion of the job took, after that deletion
     of the job lost here: refused (logged as a lost edit), the record lives on."""
     if not (change.deleted and change.job_guid and previous is not None
-            and not previous.change.deleted):
-        return False
+            and not previous.change.deleted) or target.logged_as_loser(change):
+        return False  # (a deletion refused before and sent again loses as any resent loser)
     lost = target.lost_delete(change.job_guid)
     if lost is None or not merge.deleted_with(lost, change):
         return False
