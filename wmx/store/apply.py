@@ -74,9 +74,11 @@ def apply_versions(target: ApplyTarget, changes: Sequence[Change], context: Merg
             written = _rewritten(target, previous, report)
         else:
             written = _apply_one(target, change, previous, context, report)
-        for version in ([] if written is None else [written]) + (
-                _revive_job_records(target, previous, written, report)
-                if context.from_child else []):
+        if written is None:
+            continue
+        revived = _revive_job_records(target, previous, written, report) \
+            if context.from_child else []
+        for version in (written, *revived):
             stored[version.change.guid] = version
             if keep_written:
                 report.written.append(version.change)
@@ -107,12 +109,11 @@ def _rewritten(target: ApplyTarget, previous: Optional[StoredVersion],
 
 
 def _revive_job_records(target: ApplyTarget, previous: Optional[StoredVersion],
-                        written: Optional[StoredVersion],
-                        report: ApplyReport) -> list[StoredVersion]:
+                        written: StoredVersion, report: ApplyReport) -> list[StoredVersion]:
     """A child's live job that beat this parent's deletion of it: the records that deletion
     took come back (new versions of this parent, so they reach every child)."""
-    if previous is None or written is None or written.change.deleted or \
-            not previous.change.deleted or previous.change.kind != Job.KIND:
+    if previous is None or written.change.deleted or not previous.change.deleted or \
+            previous.change.kind != Job.KIND:
         return []
     back = []
     for record in target.job_records(previous.change.guid):

@@ -158,9 +158,10 @@ def deleted_with(job: Change, record: Change) -> bool:
 def revivable(record: Change) -> bool:
     """Whether a record's tombstone still says all its live version said: every tombstone
     keeps its body, but an embedded attachment's bytes went with the delete."""
-    if record.kind != Attachment.KIND or not record.body:
-        return bool(record.body)
-    return Attachment.from_esri(codec.loads(record.body)).storage_type != STORAGE_EMBEDDED
+    if not record.body:
+        return False
+    return record.kind != Attachment.KIND or \
+        Attachment.from_esri(codec.loads(record.body)).storage_type != STORAGE_EMBEDDED
 
 
 def revived(record: Change, *, hlc: int, origin: str) -> Change:
