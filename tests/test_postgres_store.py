@@ -11,11 +11,14 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import attrs
 import pytest
 
 from tests import postgres_helpers
@@ -339,3 +342,150 @@ def test_a_schema_of_the_previous_layout_opens_upgraded_and_finds_its_child_jobs
         db.execute(f'SET search_path TO "{where.schema}"')
         assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'"
                           ).fetchone() == (SCHEMA_VERSION,)
+
+
+# --- creating a job takes the log lock only for its commit ------------------------------------
+# A job id is handed out for good in a short locked statement of its own, and the job's versions
+# are numbered in the commit: another process's writes go on meanwhile. What a writer read, or
+# assumed, before it held the lock must still hold when it commits.
+
+
+@attrs.define
+class PausedCreate:
+    """A ``create_job`` in a thread of its own, held just before its commit."""
+
+    job_id: int
+    errors: list[BaseException]
+
+
+@contextlib.contextmanager
+def create_paused_before_its_commit(repository: Any, **fields: Any) -> Iterator[PausedCreate]:
+    """Runs ``repository.create_job`` in another thread and yields once it is about to
+    commit (its id handed out, its versions not written); it commits when the block ends."""
+    from wmx.store import postgres
+
+    reached, go = threading.Event(), threading.Event()
+    handed: list[int] = []
+    errors: list[BaseException] = []
+    original_commit = postgres._Transaction.commit
+    original_next_int_id = repository.next_int_id
+
+    def commit(tx: Any, clock: int) -> None:
+        if threading.current_thread() is creator:
+            reached.set()
+            go.wait(60)
+        original_commit(tx, clock)
+
+    def next_int_id(tx: Any, kind: str) -> int:
+        handed.append(original_next_int_id(tx, kind))
+        return handed[-1]
+
+    def create() -> None:
+        try:
+            repository.create_job(1, user=USER, **fields)
+        except BaseException as exc:  # the test reads it
+            errors.append(exc)
+        finally:
+            reached.set()
+
+    creator = threading.Thread(target=create)
+    with mock.patch.object(postgres._Transaction, "commit", commit), \
+            mock.patch.object(repository, "next_int_id", next_int_id):
+        creator.start()
+        assert reached.wait(60) and not errors, errors
+        try:
+            yield PausedCreate(handed[-1], errors)
+        finally:
+            go.set()
+            creator.join(60)
+
+
+def test_a_job_id_handed_to_a_create_not_yet_committed_is_taken_for_the_job_a_sync_brings(
+        postgres_server: PostgresServer) -> None:
+    """A parent restored from a backup hands out again the id of a job created after the
+    backup; its child still holds that job, and a sync (another process) brings it back while
+    the new job is being created. Two live jobs with one id would be the result if the sync
+    took the id for free because the create had not committed."""
+    from tests.guarantees_helpers import overwrite_repository
+    from wmx.engine.outcome import ChildTarget
+    from wmx.engine.replicate import replicate
+    from wmx.engine.synchronize import synchronize
+
+    parent_location = postgres_helpers.new_location("restored")
+    child_location = postgres_helpers.new_location("child")
+    backup = postgres_helpers.new_location("backup")
+    initialise(parent_location, name="Parent", config="quick", admin=USER).close()
+    initialise(child_location, name="Child", config="quick", admin=USER,
+               job_id_start=1000).close()
+    child = [ChildTarget("Child", child_location)]
+    with open_repository(parent_location) as parent:
+        assert replicate(parent, child, open_repository).status_code == 0
+    overwrite_repository(parent_location, backup)
+    with open_repository(parent_location) as parent:
+        lost = parent.create_job(1, user=USER, description="made after the backup")
+        assert synchronize(parent, child, open_repository).status_code == 0
+    overwrite_repository(backup, parent_location)
+    with open_repository(parent_location) as parent, \
+            open_repository(parent_location) as other_process:
+        with create_paused_before_its_commit(parent, description="made after the restore") \
+                as paused:
+            assert paused.job_id == lost.id  # the restored parent never saw the lost job
+            outcome = synchronize(other_process, child, open_repository)
+        assert outcome.status_code == 0 and paused.errors == [], (outcome, paused.errors)
+        jobs = [parent.get_job(job_id) for job_id in parent.job_ids()]
+        assert sorted(job.description for job in jobs) == [
+            "made after the backup", "made after the restore"]
+        assert len({job.id for job in jobs}) == 2, "two live jobs share one id"
+
+
+def test_an_explicit_job_id_handed_to_a_create_not_yet_committed_is_refused(
+        repository_location: str) -> None:
+    with open_repository(repository_location) as creating, \
+            open_repository(repository_location) as other_process:
+        with create_paused_before_its_commit(creating) as paused:
+            with pytest.raises(InvalidRequest, match="already exists"):
+                other_process.create_job(1, user=USER, id=paused.job_id)
+            assert other_process.create_job(1, user=USER).id == paused.job_id + 1
+        assert paused.errors == []
+        assert sorted(other_process.job_ids()) == [paused.job_id, paused.job_id + 1]
+
+
+def test_a_create_outranked_by_another_processes_clock_never_lowers_the_clock_it_records(
+        repository_location: str) -> None:
+    """``meta.clock`` tells a process that opens later how far every writer got. A create
+    handed its id before another process stamped further, and committed after it, must not
+    record its lower clock: the next edit of that process's job would be stamped below the
+    version it replaces, and every child would keep the older one."""
+    from wmx.model.clock import HybridLogicalClock
+
+    with open_repository(repository_location) as ahead, \
+            open_repository(repository_location) as behind:
+        ahead.clock = HybridLogicalClock(ahead.clock.last, wall=lambda: time.time() + 3600)
+        edited = ahead.create_job(1, user=USER)
+        with create_paused_before_its_commit(behind) as paused:
+            ahead.update_job(edited.id, user=USER, description="from the fast clock")
+        assert paused.errors == []
+        outranked = _stamp(ahead, edited.guid)
+    with open_repository(repository_location) as later:
+        later.update_job(edited.id, user=USER, description="later")
+        assert _stamp(later, edited.guid) > outranked
+
+
+def _stamp(repository: Any, guid: str) -> int:
+    return next(change.hlc for change in repository.changes(0, limit=10_000).changes
+                if change.guid == guid)
+
+
+def test_a_create_committing_after_a_replicate_replaced_the_repository_writes_nothing(
+        repository_location: str) -> None:
+    """The create read its node id and id block when it was handed its id; a replicate
+    into the repository (another process) replaces both before the create commits."""
+    with open_repository(repository_location) as creating, \
+            open_repository(repository_location) as other_process:
+        before = creating.all_rows()
+        with create_paused_before_its_commit(creating) as paused:
+            other_process.renew_incarnation()
+        assert [type(error) for error in paused.errors] == [RepositoryBusy]
+        assert "replaced" in str(paused.errors[0])
+        assert creating.all_rows() == before
+        creating.create_job(1, user=USER)  # the next one goes through

@@ -270,6 +270,14 @@ def _spent(before: list[Optional[float]], after: list[Optional[float]]) -> Optio
     return sum(a - b for b, a in pairs) if len(pairs) == len(before) else None
 
 
+def _busy_cores(before: Optional[tuple[float, float]],
+                after: Optional[tuple[float, float]]) -> Optional[float]:
+    """How many of the machine's cores were busy between two readings, on average."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
+
+
 def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
                  say: Callable[[str], None]) -> dict[str, Any]:
     from wmx.repository.setup import initialise
@@ -282,6 +290,8 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
     one_times: list[float] = []
     two_times: list[float] = []
     cpu: dict[str, list[Optional[float]]] = {"one_process": [], "two_processes": []}
+    postgres_cpu: dict[str, list[Optional[float]]] = {"one_process": [], "two_processes": []}
+    busy: dict[str, list[Optional[float]]] = {"one_process": [], "two_processes": []}
     with contextlib.ExitStack() as stack:
         servers = [bench_serve.ServeProcess(location)]
         stack.callback(servers[0].close)
@@ -294,17 +304,23 @@ def serve_figure(args: argparse.Namespace, uri: str, schemas: Schemas,
             # each write makes the repository bigger: which goes first alternates
             for key, times, used in runs[::-1] if repeat % 2 else runs:
                 before = [server.cpu_seconds() for server in used]
+                postgres_before = bench_serve.postgres_cpu_seconds()
+                machine_before = bench_serve.machine_cpu_seconds()
                 times.append(drive_writes([server.url for server in used], writes, clients))
                 after = [server.cpu_seconds() for server in used]
                 cpu[key].append(_spent(before, after))
+                postgres_cpu[key].append(_spent([postgres_before],
+                                                [bench_serve.postgres_cpu_seconds()]))
+                busy[key].append(_busy_cores(machine_before, bench_serve.machine_cpu_seconds()))
             say(f"  one process {one_times[-1]:.2f} s, two {two_times[-1]:.2f} s")
     one, two = statistics.median(one_times), statistics.median(two_times)
     return {
         "writes": writes, "clients": clients, "cpus": os.cpu_count(),
-        "one_process": {"seconds": one, "writes_per_s": writes / one, "samples": one_times,
-                        "server_cpu_s": cpu["one_process"]},
-        "two_processes": {"seconds": two, "writes_per_s": writes / two, "samples": two_times,
-                          "server_cpu_s": cpu["two_processes"]},
+        **{key: {"seconds": seconds, "writes_per_s": writes / seconds, "samples": samples,
+                 "server_cpu_s": cpu[key], "postgres_cpu_s": postgres_cpu[key],
+                 "machine_busy_cores": busy[key]}
+           for key, seconds, samples in (("one_process", one, one_times),
+                                         ("two_processes", two, two_times))},
         "ratio": one / two,
     }
 
@@ -372,7 +388,19 @@ def table_rows(figures: dict[str, Any],
 
 
 def _writes(run: dict[str, Any]) -> str:
-    spent = [value for value in run["server_cpu_s"] if value is not None]
-    cpu = f"  server CPU {statistics.median(spent) / run['seconds']:4.2f} cores" if spent \
-        else ""
-    return f"{run['writes_per_s']:>10,.0f} writes/s{cpu}"
+    """Writes/s, and where the cores went: the wmx serve processes, PostgreSQL (a throwaway
+    cluster on this machine), and the whole machine (busy cores of all)."""
+    def cores(key: str, seconds: bool = True) -> Optional[float]:
+        known = [value for value in run.get(key, []) if value is not None]
+        if not known:
+            return None
+        return statistics.median(known) / (run["seconds"] if seconds else 1)
+
+    parts = [f"{run['writes_per_s']:>10,.0f} writes/s"]
+    for label, value in (("servers", cores("server_cpu_s")),
+                         ("PostgreSQL", cores("postgres_cpu_s")),
+                         (f"machine busy (of {os.cpu_count()})",
+                          cores("machine_busy_cores", seconds=False))):
+        if value:
+            parts.append(f"{label} {value:4.2f} cores")
+    return ", ".join(parts)

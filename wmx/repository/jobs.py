@@ -112,6 +112,11 @@ class JobStore(ElementReads, Protocol[Tx]):
         the block an element (tombstones included) holds."""
         ...
 
+    def int_id_free(self, tx: Tx, kind: str, int_id: int) -> bool:
+        """Whether an element of ``kind`` may be given ``int_id``: no live element holds it,
+        and :meth:`next_int_id` has not handed it to another transaction."""
+        ...
+
     def name_taken(self, tx: Tx, kind: str, name: str, guid: str) -> bool:
         """Whether a live element of ``kind`` other than ``guid`` holds this unique name."""
         ...
@@ -460,7 +465,7 @@ class JobTracking(JobStore[Tx], JobOperations):
         with self.transaction() as tx:
             if id is None:
                 id = self.next_int_id(tx, "job")
-            elif self.read_record("job", int_id=int(id)) is not None:
+            elif not self.int_id_free(tx, "job", int(id)):
                 raise InvalidRequest(f"Job {id} already exists")
             fields.setdefault("name", f"{job_type.name} {id}")
             job = Job(id=int(id), job_type_id=int(job_type_id), created_by=user,

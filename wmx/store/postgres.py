@@ -6,20 +6,27 @@ libpq's. The tables and every statement are the embedded store's (:mod:`wmx.stor
 module is PostgreSQL's part: the connection pool, the log lock, isolation levels, psycopg's
 errors, creating a schema, and staging a snapshot with ``COPY``.
 
-Change-log order follows commit order. Every write transaction (several threads of several
-``wmx serve`` processes may write at once) first takes ``pg_advisory_xact_lock`` on the
-repository's key, in READ COMMITTED, and only then reads ``MAX(seq)`` and allocates positions
-above it. The lock is released after the commit is visible (PostgreSQL releases transaction
-locks after marking it committed), so the next writer's first statement already sees every
-position handed out before: positions are unique, and a position is never visible to a feed
-reader before a smaller one is. A sequence would give unique positions but let a transaction
-that drew 9 commit after one that drew 10, so a reader who saw 10 and checkpointed it would
-skip 9 for good. Whatever a write does under the lock holds up every writer of every process,
-so the lock is held for as few round trips as possible: BEGIN, the lock and the opening reads
-(with the next job id) go in one pipeline (each statement still takes its own READ COMMITTED
-snapshot, after the one before has finished, so the head is read once the lock is held), and a
-write whose result is not read waits for the next round trip, the closing marks and the COMMIT
-at the latest: creating a job holds the lock for one round trip to the client and back.
+Change-log order follows commit order. A write transaction (several threads of several
+``wmx serve`` processes may write at once) takes ``pg_advisory_xact_lock`` on the repository's
+key, in READ COMMITTED, before it reads ``MAX(seq)`` and allocates positions above it. The
+lock is released after the commit is visible (PostgreSQL releases transaction locks after
+marking it committed), so the next writer's first statement already sees every position handed
+out before: positions are unique, and a position is never visible to a feed reader before a
+smaller one is. A sequence would give unique positions but let a transaction that drew 9
+commit after one that drew 10, so a reader who saw 10 and checkpointed it would skip 9 for good.
+
+Whatever a write does under the lock holds up every writer of every process, so a transaction
+takes it as late as it can (:class:`_Transaction`): at its first statement (a read in a write
+transaction takes the lock, so nothing another writer commits can replace what it read), or,
+for a transaction that only writes new elements, in the round trip of its commit, where the
+positions count from the head a statement under the lock reads. Creating a job is such a
+transaction: its id is reserved beforehand, for good, by one short locked statement that also
+reads the node id and clock (a meta counter above every id handed out, which ids another
+process has not committed yet count as taken); the commit checks the repository was not
+replaced meanwhile and raises the recorded clock, never lowers it. So the lock is held only
+while the server runs those statements, never across a round trip to a process that may be
+waiting for its GIL. Deferred writes whose result is not read go with the next statement or
+the COMMIT, in one pipeline.
 Readers are never blocked; a read of the feed runs in one
 REPEATABLE READ snapshot, so its page and the log head it reports agree, and a read of one
 statement runs in autocommit (it is a snapshot of its own).
@@ -37,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Optional
 
 import psycopg
@@ -61,8 +68,10 @@ from wmx.store.postgres_location import PostgresLocation
 from wmx.store.rows import SCHEMA_VERSION, UPGRADABLE_VERSIONS, parent_job_id
 from wmx.store.sql import (
     LOAD_TABLE,
+    LOG_HEAD,
     NEXT_IN_OWN_BLOCK,
     OPENING,
+    SET_CLOCK,
     SET_META,
     STAGED_COLUMNS,
     Rows,
@@ -89,9 +98,49 @@ _ELEMENT_TABLE = element_table(POSTGRES, "{table}", "{key}")
 _UPSERT_COLUMNS = (*ROW_FIELDS, "seq", "parent_job_id")
 _UPSERT = upsert("elements", _UPSERT_COLUMNS, "guid")
 _ONE_ROW = f"({', '.join('?' * len(_UPSERT_COLUMNS))})"
-_OPENING = (POSTGRES.sql(f"{OPENING}, ({NEXT_IN_OWN_BLOCK})"), (Job.KIND, ID_BLOCK_SIZE))
-""":data:`OPENING` and the next job id: creating a job, the commonest write, then needs no
-round trip of its own between the lock and the commit."""
+_SEQ = len(ROW_FIELDS)
+"""Where a staged or deferred row holds its log position."""
+_OPENING = f"{OPENING}, (SELECT value FROM meta WHERE key = 'incarnation')"
+""":data:`OPENING`, and the incarnation a job id reservation is checked against."""
+_HANDED_OUT = "job_ids_handed_out"
+"""The meta key of the highest job id a reservation handed out."""
+_RESERVE_JOB_ID = (
+    "INSERT INTO meta (key, value) SELECT ?, CAST(GREATEST(free.id, CASE WHEN handed.id >="
+    " block.start AND handed.id < block.start + ? THEN handed.id + 1 ELSE 0 END) AS TEXT)"
+    f" FROM ({NEXT_IN_OWN_BLOCK}) AS free (id), (SELECT CAST(COALESCE((SELECT value FROM meta"
+    " WHERE key = 'id_block_start'), '1') AS BIGINT) AS start) AS block, (SELECT (SELECT"
+    " CAST(value AS BIGINT) FROM meta WHERE key = ?) AS id) AS handed"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING CAST(value AS BIGINT),"
+    " (SELECT value FROM meta WHERE key = 'node_id'),"
+    " (SELECT value FROM meta WHERE key = 'incarnation'),"
+    " (SELECT value FROM meta WHERE key = 'clock')")
+"""Hand out the next job id of this node's block, for good: above every job id the block
+holds and above every one handed out before (to transactions that may not have committed
+yet, which a read of the jobs cannot see). Run under the log lock, so the jobs a locked
+transaction wrote into the block have committed. Then read what stamping needs."""
+_RESERVE_ARGS = (_HANDED_OUT, ID_BLOCK_SIZE, Job.KIND, ID_BLOCK_SIZE, _HANDED_OUT)
+_HANDED_OUT_UNSEEN = (
+    "SELECT 1 FROM meta, (SELECT CAST(COALESCE((SELECT value FROM meta WHERE key ="
+    " 'id_block_start'), '1') AS BIGINT) AS start) AS block WHERE key = ? AND ? >= block.start"
+    " AND ? <= (SELECT CAST(value AS BIGINT) FROM meta WHERE key = ?) AND NOT EXISTS"
+    " (SELECT 1 FROM elements WHERE kind = ? AND int_id = ?)")
+"""Whether a job id of this node's block that no element holds is at or below the highest one
+handed out (args: key, id, id, key, kind, id)."""
+_REPLACED = "wmx: the repository was replaced meanwhile"
+_REPLACED_MESSAGE = ("{location} was replaced (replicated into) while the write was being "
+                     "made; nothing was written: run it again")
+_SAME_INCARNATION = ("SELECT CAST(CASE WHEN value = ? THEN '0' ELSE ? END AS INTEGER)"
+                     " FROM meta WHERE key = 'incarnation'")
+"""Fails (with :data:`_REPLACED` in its message) unless the repository is still the one a job
+id reservation read: a replicate into it (another process) replaced its contents, node id and
+id block meanwhile."""
+_MARK_ABOVE_HEAD = upsert("seq_marks", ("seq", "at_ms"), "seq").replace(
+    "VALUES (?", f"VALUES (({LOG_HEAD}) + ?", 1)
+"""The wall time of positions counted from the log head this statement reads."""
+_RAISE_CLOCK = SET_CLOCK.replace(
+    "value = excluded.value",
+    "value = CAST(GREATEST(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS TEXT)")
+"""``meta.clock`` raised to a clock, never lowered: another process may have got further."""
 _UPGRADE = (
     # Layout 1 computed it in a generated column: the values stay, written from now on.
     "ALTER TABLE elements ALTER COLUMN parent_job_id DROP EXPRESSION",
@@ -100,9 +149,14 @@ _UPGRADE = (
 )
 
 
-def _upsert_rows(count: int) -> str:
-    """:data:`_UPSERT` of ``count`` rows (of distinct GUIDs)."""
-    return _UPSERT.replace(_ONE_ROW, ", ".join([_ONE_ROW] * count), 1)
+_ONE_ROW_ABOVE_HEAD = f"({', '.join(['?'] * _SEQ + [f'({LOG_HEAD}) + ?', '?'])})"
+
+
+def _upsert_rows(count: int, *, above_head: bool = False) -> str:
+    """:data:`_UPSERT` of ``count`` rows (of distinct GUIDs); ``above_head``: their positions
+    count from the log head the statement reads."""
+    one = _ONE_ROW_ABOVE_HEAD if above_head else _ONE_ROW
+    return _UPSERT.replace(_ONE_ROW, ", ".join([one] * count), 1)
 
 
 def _as_one(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
@@ -112,6 +166,26 @@ def _as_one(statements: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[
     queries = ", ".join(f"w{index} AS ({statement})" for index, (statement, _) in enumerate(first))
     return (f"WITH {queries} {last}" if first else last,
             [value for _, args in statements for value in args])
+
+
+_BEGIN = ("BEGIN ISOLATION LEVEL READ COMMITTED", ())
+_COMMIT = ("COMMIT", ())
+
+
+def _in_one_round_trip(connection: psycopg.Connection,
+                       statements: Sequence[tuple[str, Sequence[Any]]], *,
+                       answer: int = -1) -> Rows:
+    """Run statements (written with ``?``) in one pipeline: one round trip. The server runs
+    them in order, each with its own snapshot (so a statement after the log lock reads what
+    every earlier writer committed), and skips the rest after an error, which is raised here
+    (the transaction is then left failed, for the caller's rollback). Psycopg prepares the
+    statements it sees often, which spares the server their planning. Returns the rows of
+    statement ``answer`` (the last by default)."""
+    cursors = []
+    with connection.pipeline():
+        for statement, args in statements:
+            cursors.append(connection.execute(POSTGRES.sql(statement), args))
+    return cursors[answer]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -135,6 +209,8 @@ def _translate(where: PostgresLocation, exc: Exception) -> RepositoryError:
     if isinstance(exc, (errors.InvalidCatalogName, errors.InvalidSchemaName,
                         errors.UndefinedTable)) or getattr(exc, "sqlstate", None) == "3D000":
         return RepositoryNotFound(f"{location}: no such wmx repository ({reason})")
+    if isinstance(exc, psycopg.DataError) and _REPLACED in str(exc):
+        return RepositoryBusy(_REPLACED_MESSAGE.format(location=location))
     if isinstance(exc, (psycopg.DataError, psycopg.IntegrityError)):
         return InvalidRequest(f"{location} refused the data: {reason}")
     if isinstance(exc, errors.InsufficientPrivilege):
@@ -190,75 +266,159 @@ class _Deferring(_Session):
     """A write transaction's connection. The element versions it writes are deferred: they
     go with the next statement that must answer, or with the COMMIT, as one statement in one
     pipeline, so each saves a round trip and a statement while the log lock is held. An error
-    of theirs is raised there (the transaction is then rolled back whole, as before)."""
+    of theirs is raised there (the transaction is then rolled back whole, as before).
 
-    def __init__(self, connection: psycopg.Connection) -> None:
+    ``before`` runs ahead of every statement: the transaction begins and takes the log lock
+    there, if it has not yet."""
+
+    def __init__(self, connection: psycopg.Connection, before: Callable[[], None]) -> None:
         super().__init__(connection)
+        self._before = before
         self._versions: dict[str, tuple[Any, ...]] = {}
         """Deferred rows by GUID: a later version of an element replaces an earlier one, as
         the second upsert would have (neither is seen before the commit)."""
-        self.untouched = True
-        """Nothing run since the opening (what it read still holds)."""
 
     def defer(self, row: tuple[Any, ...]) -> None:
         """Upsert ``row`` (:data:`_UPSERT`'s values) with the next round trip."""
-        self.untouched = False
         self._versions[row[0]] = row
 
+    def rebase(self, head: int) -> None:
+        """The deferred rows' positions were counted from 0 (the head was not known yet):
+        move them above ``head``."""
+        self._versions = {guid: (*row[:_SEQ], row[_SEQ] + head, *row[_SEQ + 1:])
+                          for guid, row in self._versions.items()}
+
     def execute(self, statement: str, args: Sequence[Any] = (), /) -> Rows:
-        self.untouched = False
+        self._before()
         if not self._versions:
             return super().execute(statement, args)
         return self.batch([], then=[(statement, args)])  # a later statement sees them
 
     def flush(self) -> None:
         """Write the deferred versions now (before the connection is used directly: ``COPY``)."""
-        self.untouched = False
+        self._before()
         if self._versions:
             self.batch([])
 
     def batch(self, writes: Sequence[tuple[str, Sequence[Any]]], *,
-              then: Sequence[tuple[str, Sequence[Any]]] = ()) -> Rows:
-        """The deferred versions and ``writes`` (blind writes: none of them sees the others)
-        as one statement, then each of ``then``, in one round trip; the rows of the last."""
+              then: Sequence[tuple[str, Sequence[Any]]] = (),
+              first: Sequence[tuple[str, Sequence[Any]]] = (), above_head: bool = False) -> Rows:
+        """``first``, then the deferred versions and ``writes`` (blind writes: none of them
+        sees the others) as one statement, then ``then``, in one round trip; the rows of the
+        last. ``above_head``: the rows' positions count from the log head the statement
+        reads."""
         rows, self._versions = list(self._versions.values()), {}
         merged = [*writes]
         if rows:
-            merged.insert(0, (_upsert_rows(len(rows)), [value for row in rows for value in row]))
-        with self.connection.pipeline():
-            for statement, args in [*([_as_one(merged)] if merged else []), *then]:
-                last = super().execute(statement, args)
-        return last
+            merged.insert(0, (_upsert_rows(len(rows), above_head=above_head),
+                              [value for row in rows for value in row]))
+        return _in_one_round_trip(self.connection,
+                               [*first, *([_as_one(merged)] if merged else []), *then])
 
 
 class _Transaction(SqlTransaction):
-    """One write transaction: holds the log lock, allocates log positions in commit order.
-    ``opening`` is :data:`_OPENING`'s row: :data:`OPENING`'s, then the next job id."""
+    """One write transaction. It begins, and takes the log lock, only when it first needs to:
+    at its first statement, or at its commit when all it did was write new elements (as
+    creating a job does), so the lock is then held for the commit's statements alone, with
+    no round trip to this process in between. Log positions are allocated in commit order
+    under the lock; those of versions deferred before it was taken count from the head the
+    locked statements read."""
 
     dialect = POSTGRES
     session: _Deferring
 
-    def __init__(self, connection: psycopg.Connection, opening: Sequence[Any]) -> None:
+    def __init__(self, connection: psycopg.Connection, clock: HybridLogicalClock,
+                 lock: tuple[str, Sequence[Any]], location: str) -> None:
         self.connection = connection
-        super().__init__(_Deferring(connection), opening[:-1])
-        self._next_job_id = int(opening[-1])
+        self.location = location
+        self.session = _Deferring(connection, self.begin)
+        self._clock = clock
+        self._lock = lock
+        self._begun = False
+        self._node: Optional[tuple[str, str]] = None
+        """(node id, incarnation) as a job id reservation read them, before the lock."""
+        self.seq_start = self.seq = 0
+        self._node_id = None
+        self.clock_seen = 0
 
-    def next_job_id(self) -> Optional[int]:
-        """The next job id read with the opening, while nothing written since can change it."""
-        return self._next_job_id if self.session.untouched else None
+    def begin(self) -> None:
+        """BEGIN, the log lock and :data:`OPENING` in one round trip (each statement takes its
+        own READ COMMITTED snapshot after the one before, so the head is read under the
+        lock); the versions deferred so far move above the head."""
+        if self._begun:
+            return
+        self._begun = True
+        (opening,) = _in_one_round_trip(
+            self.connection, [_BEGIN, self._lock, (_OPENING, ())]).fetchall()
+        if self._node is not None and self._node != (opening[1], opening[3]):
+            raise RepositoryBusy(_REPLACED_MESSAGE.format(location=self.location))
+        deferred = self.seq
+        self._opened(opening)
+        self._clock.observe(self.clock_seen)
+        self.session.rebase(self.seq_start)
+        self.seq += deferred
 
-    def commit(self, closing: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """The deferred versions and the closing statements in one statement, and the COMMIT,
-        in one round trip: the lock is held until the server has it all."""
-        self.session.batch(closing, then=[("COMMIT", ())])
+    def node_id(self) -> str:
+        if self._node is None:
+            self.begin()
+            return super().node_id()
+        return self._node[0]
 
-    def write_local(self, change: Change) -> int:
+    def origin_for(self, *, new: bool) -> str:
+        if not new:
+            self.begin()
+        return self.node_id()
+
+    def next_seq(self) -> int:
+        self.begin()
+        return super().next_seq()
+
+    def reserve_job_id(self) -> int:
+        """The next job id of this node's block, handed out for good (:data:`_RESERVE_JOB_ID`).
+        Before the transaction has begun, in a transaction of its own that holds the log lock
+        for that one statement, and that also reads what stamping needs (node id, clock)."""
+        if self._begun:
+            return int(self.session.execute(_RESERVE_JOB_ID, _RESERVE_ARGS).fetchone()[0])
+        ((job_id, node_id, incarnation, clock),) = _in_one_round_trip(
+            self.connection, [_BEGIN, self._lock, (_RESERVE_JOB_ID, _RESERVE_ARGS), _COMMIT],
+            answer=2).fetchall()
+        self._node = (str(node_id), str(incarnation))
+        self._clock.observe(int(clock or 0))
+        return int(job_id)
+
+    def write_local(self, change: Change, *, new: bool = False) -> int:
         """One upsert, without reading the stored row first (the row keeps its ``row_no``),
-        deferred to the next round trip."""
-        seq = self.next_seq()
+        deferred to the next round trip. Before the lock, only a new element's version may
+        be written (its position counts from 0 until the lock is taken)."""
+        if self._begun or not new:
+            seq = self.next_seq()
+        else:
+            seq = self.seq = self.seq + 1
         self.session.defer((*change.to_row(), seq,
                             parent_job_id(change.kind, change.body, change.deleted)))
         return seq
+
+    set_clock = _RAISE_CLOCK
+    """Raised, never lowered: a transaction that did not begin before its commit never read
+    what another process got to."""
+
+    def mark_statement(self) -> str:
+        return super().mark_statement() if self._begun else _MARK_ABOVE_HEAD
+
+    def commit(self, clock: int) -> None:
+        """The deferred versions and the closing statements in one statement, and the COMMIT,
+        in one round trip. A transaction that has not begun sends BEGIN, the lock and a check
+        that the repository is still the one its reservation read with them: the lock is held
+        for that round trip's statements only."""
+        if self._begun:
+            self.session.batch(self.closing(clock), then=[_COMMIT])
+        elif self.seq > 0 and self._node is not None:  # else nothing written, nothing begun
+            self.session.batch(self.closing(clock), then=[_COMMIT], above_head=True, first=[
+                _BEGIN, self._lock, (_SAME_INCARNATION, (self._node[1], _REPLACED))])
+
+    def rollback(self) -> None:
+        if self._begun:
+            self.connection.execute("ROLLBACK")
 
 
 class PostgresRepository(SqlStore[_Transaction]):
@@ -321,9 +481,14 @@ class PostgresRepository(SqlStore[_Transaction]):
             session.execute(SET_META, ("schema_version", SCHEMA_VERSION))
         connection.execute("COMMIT")
 
+    @property
+    def _lock_log_args(self) -> tuple[str, tuple[Any, ...]]:
+        """The statement that takes the log lock (held to the end of the transaction)."""
+        return "SELECT pg_advisory_xact_lock(?, hashtext(?))", (_LOCK_CLASS, self._where.schema)
+
     def _lock_log(self, connection: psycopg.Connection) -> None:
-        connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                           (_LOCK_CLASS, self._where.schema))
+        statement, args = self._lock_log_args
+        connection.execute(POSTGRES.sql(statement), args)
 
     # --- creation ---------------------------------------------------------------------------
 
@@ -396,7 +561,7 @@ class PostgresRepository(SqlStore[_Transaction]):
     def _snapshot(self, *, repeatable: bool) -> Iterator[Session]:
         current = self._current()
         if current is not None:
-            yield current.session
+            yield current
             return
         with self._pooled() as connection:
             if not repeatable:
@@ -419,11 +584,8 @@ class PostgresRepository(SqlStore[_Transaction]):
             return
         with self._pooled() as connection:
             try:
-                with connection.pipeline():  # one round trip; each statement its own snapshot
-                    connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                    self._lock_log(connection)
-                    (opening,) = connection.execute(*_OPENING).fetchall()
-                tx = self._local.tx = _Transaction(connection, opening)
+                tx = self._local.tx = _Transaction(
+                    connection, self.clock, self._lock_log_args, self.location)
                 with self._kept(tx, rollback=rollback):
                     yield tx
             except psycopg.Error as exc:
@@ -436,15 +598,29 @@ class PostgresRepository(SqlStore[_Transaction]):
                 self._local.tx = None
 
     def next_int_id(self, tx: _Transaction, kind: str) -> int:
-        """As the shared one; a job's id is the one the opening read, while it still holds."""
-        found = tx.next_job_id() if kind == Job.KIND else None
-        return found if found is not None else super().next_int_id(tx, kind)
+        """As the shared one; a job's id is reserved for good (:meth:`_Transaction.reserve_job_id`),
+        so creating a job needs no lock until its commit."""
+        return tx.reserve_job_id() if kind == Job.KIND else super().next_int_id(tx, kind)
+
+    def _next_int_id_in(self, tx: SqlTransaction, kind: str, start: int) -> int:
+        """As the shared one; in this node's own block, a job id is reserved (another
+        transaction may hold one it has not committed)."""
+        if kind == Job.KIND and isinstance(tx, _Transaction) and start == int(
+                self._meta("id_block_start") or 1):
+            return tx.reserve_job_id()
+        return super()._next_int_id_in(tx, kind, start)
+
+    def _handed_out(self, tx: SqlTransaction, kind: str, int_id: int) -> bool:
+        """A job id of this node's block at or below the highest one reserved, that no element
+        holds, may be held by a create that has not committed."""
+        return kind == Job.KIND and tx.execute(_HANDED_OUT_UNSEEN, (
+            _HANDED_OUT, int_id, int_id, _HANDED_OUT, kind, int_id)).fetchone() is not None
 
     # --- snapshots (replicate): PostgreSQL's staging ------------------------------------------
 
     def _stage(self, tx: _Transaction, rows: list[tuple[Any, ...]]) -> None:
         """Streamed with ``COPY`` (``row_no`` numbers itself)."""
-        tx.session.flush()
+        tx.session.flush()  # begins the transaction, if it has not yet
         with tx.connection.cursor() as cursor, cursor.copy(
                 f"COPY {LOAD_TABLE} ({', '.join(STAGED_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:

@@ -48,7 +48,8 @@ class ApplyTarget(Protocol):
         ...
 
     def id_taken(self, kind: str, int_id: int, guid: str) -> bool:
-        """Whether a live element of ``kind`` other than ``guid`` holds this integer id."""
+        """Whether a live element of ``kind`` other than ``guid`` holds this integer id, or
+        the store handed it to a local write that has not committed yet."""
         ...
 
     def name_taken(self, kind: str, name: str, guid: str) -> bool:

@@ -135,6 +135,7 @@ def upsert(table: str, columns: Sequence[str], key: str) -> str:
 
 
 SET_META = upsert("meta", ("key", "value"), "key")
+SET_CLOCK = SET_META.replace("VALUES (?, ?)", "VALUES ('clock', ?)", 1)
 NEXT_IN_OWN_BLOCK = (
     "SELECT COALESCE((SELECT int_id FROM elements WHERE kind = ? AND int_id >= block.start"
     " AND int_id < block.start + ? ORDER BY int_id DESC LIMIT 1) + 1, block.start) FROM"
@@ -193,7 +194,11 @@ class SqlTransaction:
         """``opening``: the row :data:`OPENING` returned, when the store read it already (in
         the round trip that took its lock); else it is read here."""
         self.session = session
-        head, node_id, clock = opening or session.execute(OPENING).fetchone()
+        self._opened(opening or session.execute(OPENING).fetchone())
+
+    def _opened(self, opening: Sequence[Any]) -> None:
+        """Take in :data:`OPENING`'s row, read once the transaction holds the lock."""
+        head, node_id, clock = opening[:3]
         self.seq_start = self.seq = int(head)
         self._node_id: Optional[str] = str(node_id or "")
         self.clock_seen = int(clock or 0)
@@ -206,6 +211,12 @@ class SqlTransaction:
         """This store's node id, read as the transaction began (every local write is stamped
         with it)."""
         return self._node_id or ""
+
+    def origin_for(self, *, new: bool) -> str:
+        """The node id to stamp a local version with. Once it returns, the store's clock has
+        seen every version of the element another writer committed, unless ``new`` says the
+        element is new (a fresh GUID), so a stamp taken now outranks them."""
+        return self.node_id()
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -232,15 +243,36 @@ class SqlTransaction:
                      (*(value for _, value in changed), *row[5:], seq, change.guid))
         return seq
 
-    def commit(self, closing: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Run the closing statements (their results unread), then commit."""
-        for statement, args in closing:
+    set_clock: ClassVar[str] = SET_CLOCK
+    """How a commit records its clock (args: the clock, as text)."""
+
+    def mark_statement(self) -> str:
+        """How a commit marks the wall time of its last position (args: position, ms)."""
+        return _MARK_SEQ
+
+    def closing(self, clock: int) -> list[tuple[str, Sequence[Any]]]:
+        """What a commit writes last: the wall time of the positions written (one mark per
+        transaction), and the clock it got to, for the next writer to move past."""
+        marks: list[tuple[str, Sequence[Any]]] = []
+        if self.seq > self.seq_start:
+            marks.append((self.mark_statement(), (self.seq, now_ms())))
+        return [*marks, (self.set_clock, (str(clock),))]
+
+    def commit(self, clock: int) -> None:
+        """Write the :meth:`closing` statements (their results unread), then commit."""
+        for statement, args in self.closing(clock):
             self.execute(statement, args)
         self.execute("COMMIT")
 
-    def write_local(self, change: Change) -> int:
-        """As :meth:`write`, for a version this store made itself (whether the element is
-        stored is not known yet)."""
+    def rollback(self) -> None:
+        """Throw the transaction away (a dry run)."""
+        self.execute("ROLLBACK")
+
+    def write_local(self, change: Change, *, new: bool = False) -> int:
+        """As :meth:`write`, for a version this store made itself: of an element known to be
+        ``new`` (a fresh GUID), else of one that may be stored (it is looked up)."""
+        if new:
+            return self.write(change, None)
         stored = self.execute(f"SELECT {', '.join(_KEY_COLUMNS)} FROM elements WHERE guid = ?",
                               (change.guid,)).fetchone()
         return self.write(change, stored)
@@ -283,7 +315,8 @@ class SqlApplyTarget:
     def id_taken(self, kind: str, int_id: int, guid: str) -> bool:
         return self._tx.execute(
             "SELECT 1 FROM elements WHERE kind = ? AND int_id = ? AND guid <> ? AND deleted = 0",
-            (kind, int_id, guid)).fetchone() is not None
+            (kind, int_id, guid)).fetchone() is not None or self._store._handed_out(
+                self._tx, kind, int_id)
 
     def name_taken(self, kind: str, name: str, guid: str) -> bool:
         return self._store.name_taken(self._tx, kind, name, guid)
@@ -395,13 +428,9 @@ class SqlStore(JobTracking[Tx], abc.ABC):
         self.clock.observe(tx.clock_seen)
         yield tx
         if rollback:
-            tx.execute("ROLLBACK")
-            return
-        closing: list[tuple[str, tuple[Any, ...]]] = []
-        if tx.seq > tx.seq_start:  # the wall time of the positions written
-            closing.append((_MARK_SEQ, (tx.seq, now_ms())))
-        closing.append((SET_META, ("clock", str(self.clock.last))))
-        tx.commit(closing)
+            tx.rollback()
+        else:
+            tx.commit(self.clock.last)
 
     def _meta(self, key: str, default: Optional[str] = None) -> Optional[str]:
         with self._query() as session:
@@ -479,13 +508,25 @@ class SqlStore(JobTracking[Tx], abc.ABC):
                      job_guid: Optional[str] = None, content: Optional[bytes] = None,
                      deleted: bool = False) -> Change:
         """Write a new local version of an element (a tombstone when ``deleted``)."""
+        known = guid or record.guid
+        origin = tx.origin_for(new=not known)  # before the stamp: it may move the clock
         change = Change(
-            guid=guid or record.guid or new_guid(), kind=record.KIND, hlc=self.clock.now(),
-            origin=tx.node_id(), deleted=deleted, int_id=record.int_id, job_guid=job_guid,
+            guid=known or new_guid(), kind=record.KIND, hlc=self.clock.now(),
+            origin=origin, deleted=deleted, int_id=record.int_id, job_guid=job_guid,
             name=record.unique_name if record.KIND in NAMED_KINDS else None,
             body=codec.dumps(record.to_esri()), content=content)
-        tx.write_local(change)
+        tx.write_local(change, new=not known)
         return change
+
+    def int_id_free(self, tx: Tx, kind: str, int_id: int) -> bool:
+        return self.read_record(kind, int_id=int_id) is None and not self._handed_out(
+            tx, kind, int_id)
+
+    def _handed_out(self, tx: SqlTransaction, kind: str, int_id: int) -> bool:
+        """Whether ``int_id``, which no element holds, was handed by :meth:`next_int_id` to a
+        transaction that may not have committed yet. None is here: a transaction holds the
+        lock from its first read to its commit."""
+        return False
 
     def name_taken(self, tx: SqlTransaction, kind: str, name: str, guid: str) -> bool:
         return tx.execute(
