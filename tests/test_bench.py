@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import re
+import sys
 import time
 
 import pytest
@@ -95,6 +96,14 @@ def _check_postgres(results: dict) -> None:
     assert serve["writes"] == 12 and serve["clients"] == 3
     for key in ("one_process", "two_processes"):
         assert serve[key]["writes_per_s"] == 12 / serve[key]["seconds"] > 0
+        if sys.platform.startswith("linux"):  # where the cores went, read from /proc
+            cores = [serve[key][name] for name in ("server_cpu_s", "machine_busy_cores")]
+            assert all(value is not None and value > 0 for run in cores for value in run)
+            # 0 when the server runs on another machine
+            assert all(value is not None and value >= 0 for value in serve[key][
+                "postgres_cpu_s"])
+            assert all(busy <= os.cpu_count() + 0.01  # type: ignore[operator]
+                       for busy in serve[key]["machine_busy_cores"])
     assert serve["ratio"] == serve["one_process"]["seconds"] / serve["two_processes"]["seconds"]
     assert verdicts["replicate_postgres"]["measured"] == copied["ratio_to_raw_copy"]
     assert verdicts["serve_postgres_scaling"]["measured"] == serve["ratio"]

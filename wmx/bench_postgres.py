@@ -374,8 +374,10 @@ def table_rows(figures: dict[str, Any],
          f"{copied['ratio_to_raw_copy']:.2f}", met("replicate_postgres")),
         (f"REST jobs/create, {serve['writes']:,} writes, {serve['clients']} clients: "
          "one wmx serve", _writes(serve["one_process"]), "", ""),
+        ("  cores busy: servers, PostgreSQL, machine", _cores(serve["one_process"]), "", ""),
         ("  two wmx serve processes, one PostgreSQL repository",
          _writes(serve["two_processes"]), "", ""),
+        ("  cores busy: servers, PostgreSQL, machine", _cores(serve["two_processes"]), "", ""),
         ("  writes/s two / one", f"{serve['ratio']:10.2f} x", "", met("serve_postgres_scaling")),
     ]
     sync = figures["sync"]
@@ -388,19 +390,18 @@ def table_rows(figures: dict[str, Any],
 
 
 def _writes(run: dict[str, Any]) -> str:
-    """Writes/s, and where the cores went: the wmx serve processes, PostgreSQL (a throwaway
-    cluster on this machine), and the whole machine (busy cores of all)."""
-    def cores(key: str, seconds: bool = True) -> Optional[float]:
+    return f"{run['writes_per_s']:>10,.0f} writes/s"
+
+
+def _cores(run: dict[str, Any]) -> str:
+    """Where the cores went during a run: the wmx serve processes, PostgreSQL (a throwaway
+    cluster on this machine) and the whole machine, busy cores of all; ``?`` where this
+    platform cannot tell."""
+    def median(key: str, per_second: bool = True) -> str:
         known = [value for value in run.get(key, []) if value is not None]
         if not known:
-            return None
-        return statistics.median(known) / (run["seconds"] if seconds else 1)
+            return "?"
+        return f"{statistics.median(known) / (run['seconds'] if per_second else 1):.2f}"
 
-    parts = [f"{run['writes_per_s']:>10,.0f} writes/s"]
-    for label, value in (("servers", cores("server_cpu_s")),
-                         ("PostgreSQL", cores("postgres_cpu_s")),
-                         (f"machine busy (of {os.cpu_count()})",
-                          cores("machine_busy_cores", seconds=False))):
-        if value:
-            parts.append(f"{label} {value:4.2f} cores")
-    return ", ".join(parts)
+    return (f"{median('server_cpu_s')}, {median('postgres_cpu_s')}, "
+            f"{median('machine_busy_cores', per_second=False)} of {os.cpu_count()}")
