@@ -478,14 +478,50 @@ def _stamp(repository: Any, guid: str) -> int:
 
 def test_a_create_committing_after_a_replicate_replaced_the_repository_writes_nothing(
         repository_location: str) -> None:
-    """The create read its node id and id block when it was handed its id; a replicate
-    into the repository (another process) replaces both before the create commits."""
+    """The create read its node id and id block when it was handed its id; a replicate into
+    the repository (another process) replaces both, and the contents, before it commits."""
+    from wmx.engine.outcome import ChildTarget
+    from wmx.engine.replicate import replicate
+
+    parent_location = postgres_helpers.new_location("other_parent")
+    initialise(parent_location, name="OtherParent", config="quick", admin=USER).close()
     with open_repository(repository_location) as creating, \
-            open_repository(repository_location) as other_process:
-        before = creating.all_rows()
+            open_repository(parent_location) as parent:
         with create_paused_before_its_commit(creating) as paused:
-            other_process.renew_incarnation()
+            outcome = replicate(parent, [ChildTarget("Here", repository_location)],
+                                open_repository)
+            assert outcome.status_code == 0, outcome
+            replaced = creating.all_rows()
         assert [type(error) for error in paused.errors] == [RepositoryBusy]
         assert "replaced" in str(paused.errors[0])
-        assert creating.all_rows() == before
+        assert creating.all_rows() == replaced == parent.all_rows()
         creating.create_job(1, user=USER)  # the next one goes through
+
+
+def test_a_create_committing_after_a_sync_renewed_the_incarnation_goes_through(
+        repository_location: str) -> None:
+    """A sync renews a child's incarnation at its end: a create made meanwhile is still a
+    create of this repository's, with its node id and id block."""
+    with open_repository(repository_location) as creating, \
+            open_repository(repository_location) as other_process:
+        with create_paused_before_its_commit(creating) as paused:
+            other_process.renew_incarnation()
+        assert paused.errors == []
+        assert paused.job_id in creating.job_ids()
+
+
+def test_a_schema_made_before_job_ids_were_reserved_opens_and_creates_jobs(
+        repository_location: str) -> None:
+    """A repository created by an earlier wmx has no reservation function: opening it adds
+    one, and the next job id is above the jobs it holds."""
+    import psycopg
+
+    with open_repository(repository_location) as repository:
+        made = repository.create_job(1, user=USER)
+    where = PostgresLocation.parse(repository_location)
+    with psycopg.connect(where.conninfo, autocommit=True) as db:
+        db.execute(f'SET search_path TO "{where.schema}"')
+        db.execute("DROP FUNCTION wmx_reserve_job_id(integer, text, text, bigint, text)")
+        db.execute("DELETE FROM meta WHERE key = 'job_ids_handed_out'")
+    with open_repository(repository_location) as repository:
+        assert repository.create_job(1, user=USER).id == made.id + 1

@@ -71,6 +71,7 @@ from wmx.store.sql import (
     LOG_HEAD,
     NEXT_IN_OWN_BLOCK,
     OPENING,
+    OWN_BLOCK,
     SET_CLOCK,
     SET_META,
     STAGED_COLUMNS,
@@ -100,28 +101,48 @@ _UPSERT = upsert("elements", _UPSERT_COLUMNS, "guid")
 _ONE_ROW = f"({', '.join('?' * len(_UPSERT_COLUMNS))})"
 _SEQ = len(ROW_FIELDS)
 """Where a staged or deferred row holds its log position."""
-_OPENING = f"{OPENING}, (SELECT value FROM meta WHERE key = 'incarnation')"
-""":data:`OPENING`, and the incarnation a job id reservation is checked against."""
+_IDENTITY = "(SELECT value FROM meta WHERE key = 'node_id') || ' ' || block.start"
+"""What a job id reservation depends on: the node id its versions are stamped with and the
+id block its id is in. Only a replicate into the repository changes them (a sync renews the
+incarnation, which a create made meanwhile may ignore)."""
+_OPENING = f"{OPENING}, (SELECT {_IDENTITY} FROM {OWN_BLOCK})"
+""":data:`OPENING`, and the :data:`_IDENTITY` a job id reservation is checked against."""
 _HANDED_OUT = "job_ids_handed_out"
 """The meta key of the highest job id a reservation handed out."""
-_RESERVE_JOB_ID = (
-    "INSERT INTO meta (key, value) SELECT ?, CAST(GREATEST(free.id, CASE WHEN handed.id >="
-    " block.start AND handed.id < block.start + ? THEN handed.id + 1 ELSE 0 END) AS TEXT)"
-    f" FROM ({NEXT_IN_OWN_BLOCK}) AS free (id), (SELECT CAST(COALESCE((SELECT value FROM meta"
-    " WHERE key = 'id_block_start'), '1') AS BIGINT) AS start) AS block, (SELECT (SELECT"
-    " CAST(value AS BIGINT) FROM meta WHERE key = ?) AS id) AS handed"
-    " ON CONFLICT (key) DO UPDATE SET value = excluded.value RETURNING CAST(value AS BIGINT),"
-    " (SELECT value FROM meta WHERE key = 'node_id'),"
-    " (SELECT value FROM meta WHERE key = 'incarnation'),"
-    " (SELECT value FROM meta WHERE key = 'clock')")
+def _numbered(statement: str, *numbers: int) -> str:
+    """``statement`` with its ``?`` placeholders as a function's ``$n`` arguments, in order."""
+    for number in numbers:
+        statement = statement.replace("?", f"${number}", 1)
+    return statement
+
+
+_RESERVE = (
+    "INSERT INTO meta (key, value) SELECT $5, CAST(GREATEST(free.id, CASE WHEN handed.id >="
+    " block.start AND handed.id < block.start + $4 THEN handed.id + 1 ELSE 0 END) AS TEXT)"
+    f" FROM ({_numbered(NEXT_IN_OWN_BLOCK, 3, 4)}) AS free (id), {OWN_BLOCK}, (SELECT (SELECT"
+    " CAST(value AS BIGINT) FROM meta WHERE key = $5) AS id) AS handed"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    " RETURNING CAST(value AS BIGINT) INTO reserved")
+_RESERVE_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION wmx_reserve_job_id(integer, text, text, bigint, text)"
+    " RETURNS bigint LANGUAGE plpgsql AS $reserve$ DECLARE reserved bigint; BEGIN"
+    f" PERFORM pg_advisory_xact_lock($1, hashtext($2)); {_RESERVE}; RETURN reserved;"
+    " END $reserve$")
 """Hand out the next job id of this node's block, for good: above every job id the block
 holds and above every one handed out before (to transactions that may not have committed
-yet, which a read of the jobs cannot see). Run under the log lock, so the jobs a locked
-transaction wrote into the block have committed. Then read what stamping needs."""
-_RESERVE_ARGS = (_HANDED_OUT, ID_BLOCK_SIZE, Job.KIND, ID_BLOCK_SIZE, _HANDED_OUT)
+yet, which a read of the jobs cannot see). Under the log lock, so the jobs a locked
+transaction wrote into the block have committed: a function, because each statement in it
+takes a snapshot of its own, after the lock (args: the lock's keys, the job kind, the block
+size, the meta key of the highest id handed out, :data:`_HANDED_OUT`)."""
+_RESERVE_JOB_ID = (
+    "SELECT wmx_reserve_job_id(CAST(? AS INTEGER), ?, ?, CAST(? AS BIGINT), ?),"
+    " (SELECT value FROM meta WHERE key = 'node_id'),"
+    f" (SELECT {_IDENTITY} FROM {OWN_BLOCK}),"
+    " (SELECT value FROM meta WHERE key = 'clock')")
+"""A job id, and what stamping needs: the node id and the clock other writers got to (read
+as the statement began: the commit checks its :data:`_IDENTITY` still holds)."""
 _HANDED_OUT_UNSEEN = (
-    "SELECT 1 FROM meta, (SELECT CAST(COALESCE((SELECT value FROM meta WHERE key ="
-    " 'id_block_start'), '1') AS BIGINT) AS start) AS block WHERE key = ? AND ? >= block.start"
+    f"SELECT 1 FROM meta, {OWN_BLOCK} WHERE key = ? AND ? >= block.start"
     " AND ? <= (SELECT CAST(value AS BIGINT) FROM meta WHERE key = ?) AND NOT EXISTS"
     " (SELECT 1 FROM elements WHERE kind = ? AND int_id = ?)")
 """Whether a job id of this node's block that no element holds is at or below the highest one
@@ -129,8 +150,8 @@ handed out (args: key, id, id, key, kind, id)."""
 _REPLACED = "wmx: the repository was replaced meanwhile"
 _REPLACED_MESSAGE = ("{location} was replaced (replicated into) while the write was being "
                      "made; nothing was written: run it again")
-_SAME_INCARNATION = ("SELECT CAST(CASE WHEN value = ? THEN '0' ELSE ? END AS INTEGER)"
-                     " FROM meta WHERE key = 'incarnation'")
+_SAME_IDENTITY = (f"SELECT CAST(CASE WHEN {_IDENTITY} = ? THEN '0' ELSE ? END AS INTEGER)"
+                  f" FROM {OWN_BLOCK}")
 """Fails (with :data:`_REPLACED` in its message) unless the repository is still the one a job
 id reservation read: a replicate into it (another process) replaced its contents, node id and
 id block meanwhile."""
@@ -336,7 +357,8 @@ class _Transaction(SqlTransaction):
         self._lock = lock
         self._begun = False
         self._node: Optional[tuple[str, str]] = None
-        """(node id, incarnation) as a job id reservation read them, before the lock."""
+        """(node id, :data:`_IDENTITY`) as a job id reservation read them, before the
+        lock."""
         self.seq_start = self.seq = 0
         self._node_id = None
         self.clock_seen = 0
@@ -377,12 +399,12 @@ class _Transaction(SqlTransaction):
         """The next job id of this node's block, handed out for good (:data:`_RESERVE_JOB_ID`).
         Before the transaction has begun, in a transaction of its own that holds the log lock
         for that one statement, and that also reads what stamping needs (node id, clock)."""
+        args = (*self._lock[1], Job.KIND, ID_BLOCK_SIZE, _HANDED_OUT)
         if self._begun:
-            return int(self.session.execute(_RESERVE_JOB_ID, _RESERVE_ARGS).fetchone()[0])
-        ((job_id, node_id, incarnation, clock),) = _in_one_round_trip(
-            self.connection, [_BEGIN, self._lock, (_RESERVE_JOB_ID, _RESERVE_ARGS), _COMMIT],
-            answer=2).fetchall()
-        self._node = (str(node_id), str(incarnation))
+            return int(self.session.execute(_RESERVE_JOB_ID, args).fetchone()[0])
+        ((job_id, node_id, identity, clock),) = self.connection.execute(
+            POSTGRES.sql(_RESERVE_JOB_ID), args).fetchall()  # autocommit: a transaction
+        self._node = (str(node_id), str(identity))
         self._clock.observe(int(clock or 0))
         return int(job_id)
 
@@ -414,7 +436,7 @@ class _Transaction(SqlTransaction):
             self.session.batch(self.closing(clock), then=[_COMMIT])
         elif self.seq > 0 and self._node is not None:  # else nothing written, nothing begun
             self.session.batch(self.closing(clock), then=[_COMMIT], above_head=True, first=[
-                _BEGIN, self._lock, (_SAME_INCARNATION, (self._node[1], _REPLACED))])
+                _BEGIN, self._lock, (_SAME_IDENTITY, (self._node[1], _REPLACED))])
 
     def rollback(self) -> None:
         if self._begun:
@@ -461,12 +483,28 @@ class PostgresRepository(SqlStore[_Transaction]):
             if meta.get("schema_version") in UPGRADABLE_VERSIONS:
                 self._upgrade(connection)
                 meta["schema_version"] = SCHEMA_VERSION
+            self._add_reservation(connection)
         except psycopg.Error as exc:
             _rollback_quietly(connection)
             raise _translate(self._where, exc) from None
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise RepositoryNotFound(f"{self.location} is not a wmx repository")
         return meta
+
+    def _add_reservation(self, connection: psycopg.Connection) -> None:
+        """Create :data:`_RESERVE_FUNCTION` in a schema made before it existed. A database
+        user who may not create it can still read; creating a job then fails, saying so."""
+        found = connection.execute("SELECT to_regprocedure('wmx_reserve_job_id(integer,"
+                                   " text, text, bigint, text)') IS NOT NULL").fetchone()
+        if found and found[0]:
+            return
+        try:
+            connection.execute("BEGIN")
+            self._lock_log(connection)
+            connection.execute(_RESERVE_FUNCTION)
+            connection.execute("COMMIT")
+        except errors.InsufficientPrivilege:
+            _rollback_quietly(connection)
 
     def _upgrade(self, connection: psycopg.Connection) -> None:
         """From an older layout, in one transaction under the log lock (another process may
@@ -510,7 +548,7 @@ class PostgresRepository(SqlStore[_Transaction]):
                 if taken and taken[0]:
                     raise InvalidRequest(f"{where.public} already holds a repository "
                                          f"(schema {where.schema!r})")
-                for statement in schema(POSTGRES):
+                for statement in (*schema(POSTGRES), _RESERVE_FUNCTION):
                     connection.execute(statement)
                 with connection.cursor() as cursor:
                     cursor.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", [

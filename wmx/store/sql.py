@@ -136,11 +136,13 @@ def upsert(table: str, columns: Sequence[str], key: str) -> str:
 
 SET_META = upsert("meta", ("key", "value"), "key")
 SET_CLOCK = SET_META.replace("VALUES (?, ?)", "VALUES ('clock', ?)", 1)
+OWN_BLOCK = ("(SELECT CAST(COALESCE((SELECT value FROM meta WHERE key = 'id_block_start'),"
+             " '1') AS BIGINT) AS start) AS block")
+"""This node's id block, as a one-row table ``block (start)``."""
 NEXT_IN_OWN_BLOCK = (
     "SELECT COALESCE((SELECT int_id FROM elements WHERE kind = ? AND int_id >= block.start"
-    " AND int_id < block.start + ? ORDER BY int_id DESC LIMIT 1) + 1, block.start) FROM"
-    " (SELECT CAST(COALESCE((SELECT value FROM meta WHERE key = 'id_block_start'), '1')"
-    " AS BIGINT) AS start) AS block")
+    f" AND int_id < block.start + ? ORDER BY int_id DESC LIMIT 1) + 1, block.start) FROM"
+    f" {OWN_BLOCK}")
 """The next free integer id of a kind in this node's id block (args: kind, block size).
 ``ORDER BY … LIMIT 1``, not ``MAX``: both databases read one entry of ``elements_kind_id``
 for it, where PostgreSQL reads every id of the block for the ``MAX`` of a range bounded by a
